@@ -1,0 +1,1 @@
+"""Kernels of vllm-void: the LAC maths (installed as ``vllm_void.kernels``)."""

@@ -1,0 +1,1 @@
+"""OpenAI-compatible front end of vllm-void (installed as ``vllm_void.server``)."""

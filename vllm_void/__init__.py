@@ -1,0 +1,1 @@
+"""vllm-void: L2 Adaptive Computation (void-layer skipping) inside vLLM."""

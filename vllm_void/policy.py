@@ -1,0 +1,134 @@
+"""Which layers a request skips: the ``profile`` and ``adaptive`` policies.
+
+LAC judges a layer only after running it, so ``skip`` decides ahead of time
+from LAC evidence gathered earlier:
+
+- ``profile``: per-model void frequency per phase, measured over a calibration
+  set and stored as JSON. A ratio r skips the round(r * L) layers most often
+  void in that phase; requests with one ratio share one skip set, so a whole
+  batch can leave a layer's weights unread.
+- ``adaptive``: per request, the prompt and the first ``ADAPTIVE_WARMUP``
+  decode tokens run in full with LAC; the rest of the request skips the
+  layers that were most often void for it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from vllm_void.fetch import cache_home
+
+ADAPTIVE_WARMUP = 4
+PROFILE_VERSION = 1
+
+
+def num_skipped(ratio: float, num_layers: int) -> int:
+    """Layers left out at ``ratio``; at least one layer always runs."""
+    return min(int(round(ratio * num_layers)), num_layers - 1)
+
+
+def most_void_layers(void_freq: np.ndarray, count: int) -> tuple[int, ...]:
+    """The ``count`` layers with the highest void frequency, ascending by index.
+
+    Ties go to the deeper layer: shallow layers build the representation
+    every later layer reads.
+    """
+    if count <= 0:
+        return ()
+    num_layers = len(void_freq)
+    order = sorted(range(num_layers), key=lambda i: (-void_freq[i], -i))
+    return tuple(sorted(order[:count]))
+
+
+@dataclass(frozen=True)
+class VoidProfile:
+    """Per-layer void frequency of one model, per phase, at one alpha."""
+
+    model: str
+    alpha: float
+    prefill: tuple[float, ...]
+    decode: tuple[float, ...]
+    num_tokens: dict[str, int]
+
+    @property
+    def num_layers(self) -> int:
+        return len(self.decode)
+
+    def skip_set(self, is_decode: bool, ratio: float) -> tuple[int, ...]:
+        freq = np.asarray(self.decode if is_decode else self.prefill)
+        return most_void_layers(freq, num_skipped(ratio, self.num_layers))
+
+    def to_json(self) -> str:
+        return json.dumps(
+            {
+                "version": PROFILE_VERSION,
+                "model": self.model,
+                "alpha": self.alpha,
+                "void_frequency": {"prefill": self.prefill, "decode": self.decode},
+                "num_tokens": self.num_tokens,
+            },
+            indent=1,
+        )
+
+    @classmethod
+    def from_json(cls, text: str) -> VoidProfile:
+        data = json.loads(text)
+        if data.get("version") != PROFILE_VERSION:
+            raise ValueError(f"void profile version {data.get('version')} is not supported")
+        freq = data["void_frequency"]
+        return cls(
+            model=data["model"],
+            alpha=float(data["alpha"]),
+            prefill=tuple(float(x) for x in freq["prefill"]),
+            decode=tuple(float(x) for x in freq["decode"]),
+            num_tokens={k: int(v) for k, v in data["num_tokens"].items()},
+        )
+
+
+def profile_path(model: str) -> Path:
+    """Where the void profile of ``model`` (a path or a hub name) is kept."""
+    key = str(Path(model).resolve()) if Path(model).exists() else model
+    digest = hashlib.sha256(key.encode()).hexdigest()[:16]
+    return cache_home() / "profiles" / f"{Path(key).name}-{digest}.json"
+
+
+def load_profile(model: str) -> VoidProfile | None:
+    path = profile_path(model)
+    if not path.is_file():
+        return None
+    return VoidProfile.from_json(path.read_text())
+
+
+def save_profile(profile: VoidProfile) -> Path:
+    path = profile_path(profile.model)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(profile.to_json())
+    tmp.replace(path)
+    return path
+
+
+class AdaptiveChoice:
+    """Per-request evidence for the ``adaptive`` policy, and the set it settles on."""
+
+    def __init__(self, num_layers: int) -> None:
+        self.void_counts = np.zeros(num_layers, dtype=np.int64)
+        self.decode_tokens_seen = 0
+        self.skip_set: tuple[int, ...] | None = None
+
+    def observe_decode(self, activated: np.ndarray) -> None:
+        """Add the activation bits of warm-up decode tokens ([n, layers])."""
+        self.void_counts += (~activated.astype(bool)).sum(axis=0)
+        self.decode_tokens_seen += activated.shape[0]
+
+    def settle(self, ratio: float) -> tuple[int, ...] | None:
+        """The request's skip set once the warm-up is over, else None."""
+        if self.skip_set is None and self.decode_tokens_seen >= ADAPTIVE_WARMUP:
+            freq = self.void_counts / max(self.decode_tokens_seen, 1)
+            self.skip_set = most_void_layers(freq, num_skipped(ratio, len(freq)))
+        return self.skip_set
