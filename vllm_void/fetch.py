@@ -166,3 +166,8 @@ def fetch_model(name: str = DEFAULT_MODEL, force: bool = False) -> Path:
         # never leaves a half-written model that looks complete.
         out.rename(dest)
     return dest
+
+
+def resolve_model(name: str) -> str:
+    """A built-in model name becomes its cached directory; anything else passes through."""
+    return str(fetch_model(name)) if name in BUILTIN_MODELS else name

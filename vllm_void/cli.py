@@ -1,0 +1,117 @@
+"""``vllm-void``: fetch models, calibrate void profiles, generate with skipping."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from vllm_void.fetch import BUILTIN_MODELS, DEFAULT_MODEL, ModelFetchError, fetch_model
+from vllm_void.params import MODES, POLICIES, parse_void_params
+
+
+def _phase_value(text: str | None, parse: type) -> object:
+    """``0.25`` or ``prefill=0.1,decode=0.5`` -> a scalar or a per-phase dict."""
+    if text is None or "=" not in text:
+        return None if text is None else parse(text)
+    pairs = (item.split("=", 1) for item in text.split(","))
+    return {phase.strip(): parse(value) for phase, value in pairs}
+
+
+def _void_extra_args(args: argparse.Namespace) -> dict[str, object]:
+    fields = {
+        "void_ratio": _phase_value(args.void_ratio, float),
+        "void_alpha": _phase_value(args.void_alpha, float),
+        "void_mode": _phase_value(args.void_mode, str),
+        "void_policy": _phase_value(args.void_policy, str),
+        "void_trace": True if args.trace else None,
+    }
+    return {k: v for k, v in fields.items() if v is not None}
+
+
+def _add_void_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--void-ratio", help="share of layers skipped in decode, or prefill=R,decode=R")
+    p.add_argument("--void-alpha", help="LAC alpha in [0, 1] (default 0.8)")
+    p.add_argument("--void-mode", help=f"one of {MODES}, or prefill=M,decode=M")
+    p.add_argument("--void-policy", help=f"one of {POLICIES} (skip mode)")
+    p.add_argument("--trace", action="store_true", help="print per-token activation bits")
+
+
+def cmd_fetch_model(args: argparse.Namespace) -> int:
+    print(fetch_model(args.name, force=args.force))
+    return 0
+
+
+def cmd_calibrate(args: argparse.Namespace) -> int:
+    from vllm_void.engine import calibrate, make_llm
+    from vllm_void.policy import save_profile
+
+    llm = make_llm(args.model)
+    profile = calibrate(llm, llm.llm_engine.model_config.model, alpha=args.alpha)
+    path = save_profile(profile)
+    print(f"void profile written to {path}")
+    for phase in ("prefill", "decode"):
+        freq = getattr(profile, phase)
+        print(f"{phase:8s} void frequency per layer: " + " ".join(f"{x:.2f}" for x in freq))
+    return 0
+
+
+def cmd_generate(args: argparse.Namespace) -> int:
+    from vllm import SamplingParams
+
+    from vllm_void.engine import chat_prompts, ensure_profile, generate, make_llm
+
+    extra = _void_extra_args(args)
+    params = parse_void_params(extra)  # refuse bad flags before starting an engine
+    llm = make_llm(args.model)
+    if any(p.skips and p.policy == "profile" for p in (params.prefill, params.decode)):
+        ensure_profile(llm)
+    prompts = [args.prompt] if args.raw else chat_prompts(llm, [args.prompt])
+    sampling = SamplingParams(temperature=0.0, max_tokens=args.max_tokens, extra_args=extra)
+    ((output, report),) = generate(llm, prompts, sampling)
+    print(output.outputs[0].text)
+    trace = report.pop("trace", None)
+    print("--- void:", json.dumps(report))
+    if trace is not None:
+        for phase, rows in trace.items():
+            for i, bits in enumerate(rows):
+                print(f"{phase}[{i:3d}] " + "".join("#" if b else "." for b in bits))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="vllm-void", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("fetch-model", help="convert a built-in GGUF model to a cached HF dir")
+    p.add_argument("name", choices=sorted(BUILTIN_MODELS))
+    p.add_argument("--force", action="store_true", help="convert again even if cached")
+    p.set_defaults(func=cmd_fetch_model)
+
+    p = sub.add_parser("calibrate", help="measure and save a model's void profile")
+    p.add_argument("model", nargs="?", default=DEFAULT_MODEL)
+    p.add_argument("--alpha", type=float, default=0.8)
+    p.set_defaults(func=cmd_calibrate)
+
+    p = sub.add_parser("generate", help="generate one reply with void skipping")
+    p.add_argument("prompt", nargs="?", default="What is the capital of France?")
+    p.add_argument("--model", default=DEFAULT_MODEL, help="built-in name or HF directory")
+    p.add_argument("--max-tokens", type=int, default=64)
+    p.add_argument("--raw", action="store_true", help="do not apply the chat template")
+    _add_void_flags(p)
+    p.set_defaults(func=cmd_generate)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except (VoidParamError, ModelFetchError, ValueError) as err:
+        print(f"vllm-void: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
+
