@@ -1,7 +1,6 @@
 """kernels.lac against a direct, slow restatement of DESIGN.md section 1."""
 
 import torch
-
 from vllm_void.kernels.lac import LacState, lac_observe
 
 
@@ -51,4 +50,6 @@ def test_half_precision_inputs_use_fp32_norms():
     torch.manual_seed(1)
     streams = torch.randn(4, 7, 576)
     alphas = torch.full((4,), 0.5)
-    assert torch.equal(run_lac(streams.bfloat16().float(), alphas), run_lac(streams.bfloat16(), alphas))
+    assert torch.equal(
+        run_lac(streams.bfloat16().float(), alphas), run_lac(streams.bfloat16(), alphas)
+    )

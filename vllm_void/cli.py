@@ -107,11 +107,10 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (VoidParamError, ModelFetchError, ValueError) as err:
+    except (ModelFetchError, ValueError) as err:
         print(f"vllm-void: {err}", file=sys.stderr)
         return 2
 
 
 if __name__ == "__main__":
     sys.exit(main())
-

@@ -73,9 +73,7 @@ def chat_prompts(llm: Any, questions: Sequence[str]) -> list[str]:
     ]
 
 
-def calibrate(
-    llm: Any, model_path: str, alpha: float = 0.8, max_tokens: int = 48
-) -> VoidProfile:
+def calibrate(llm: Any, model_path: str, alpha: float = 0.8, max_tokens: int = 48) -> VoidProfile:
     """Measure per-layer void frequency per phase over the built-in calibration set."""
     from vllm import SamplingParams
 
@@ -91,7 +89,9 @@ def calibrate(
         # magnitude: its bits say nothing about the other tokens.
         voids["prefill"].extend(trace["prefill"][1:])
         voids["decode"].extend(trace["decode"])
-    freq = {phase: 1.0 - np.asarray(bits, dtype=float).mean(axis=0) for phase, bits in voids.items()}
+    freq = {
+        phase: 1.0 - np.asarray(bits, dtype=float).mean(axis=0) for phase, bits in voids.items()
+    }
     return VoidProfile(
         model=model_path,
         alpha=alpha,

@@ -149,11 +149,14 @@ def parse_void_params(
         if field not in extra_args or extra_args[field] is None:
             continue
         for phase, value in _per_phase(field, extra_args[field], decode_only).items():
-            phases[phase][attr] = check(f"{field}.{phase}" if isinstance(
-                extra_args[field], Mapping) else field, value)
+            phases[phase][attr] = check(
+                f"{field}.{phase}" if isinstance(extra_args[field], Mapping) else field, value
+            )
 
-    if phases["prefill"]["policy"] == "adaptive" and phases["prefill"]["mode"] == "skip" and (
-        phases["prefill"]["ratio"] > 0
+    if (
+        phases["prefill"]["policy"] == "adaptive"
+        and phases["prefill"]["mode"] == "skip"
+        and (phases["prefill"]["ratio"] > 0)
     ):
         raise VoidParamError(
             "void_policy.prefill",

@@ -43,6 +43,9 @@ def _patch_input_processor() -> None:
     from vllm.exceptions import VLLMValidationError
     from vllm.v1.engine.input_processor import InputProcessor
 
+    class VoidValidationError(VLLMValidationError, ValueError):
+        """A bad void field: a 400 for vLLM's server, a ValueError for Python callers."""
+
     from vllm_void.params import VoidParamError, parse_void_params
     from vllm_void.policy import load_profile
 
@@ -59,12 +62,12 @@ def _patch_input_processor() -> None:
         try:
             params = parse_void_params(sampling.extra_args)
         except VoidParamError as err:
-            raise VLLMValidationError(str(err), parameter=err.field) from None
+            raise VoidValidationError(str(err), parameter=err.field) from None
         needs_profile = any(
             p.skips and p.policy == "profile" for p in (params.prefill, params.decode)
         )
         if needs_profile and load_profile(self.model_config.model) is None:
-            raise VLLMValidationError(
+            raise VoidValidationError(
                 f"void_ratio: model {self.model_config.model!r} has no void profile; "
                 "run `vllm-void calibrate` on it or set void_policy to 'adaptive'",
                 parameter="void_ratio",

@@ -62,6 +62,7 @@ class RequestVoid:
     tokens: dict[str, int] = field(default_factory=lambda: {"prefill": 0, "decode": 0})
     skipped: dict[str, tuple[int, ...]] = field(default_factory=dict)
     next_new_position: int = 0  # positions below were already accounted for
+    handed_out: bool = False  # its final report was taken; keep nothing on retire
 
     def account(self, phase: str, pos: int, layers_run: int) -> bool:
         """Count a token once, even when preemption recomputes it."""
@@ -96,7 +97,9 @@ class RequestVoid:
         if self.params.trace:
             ordered = sorted(self.bits)
             out["trace"] = {
-                "prefill": [self.bits[p].tolist() for p in ordered if p not in self.decode_positions],
+                "prefill": [
+                    self.bits[p].tolist() for p in ordered if p not in self.decode_positions
+                ],
                 "decode": [self.bits[p].tolist() for p in ordered if p in self.decode_positions],
             }
         return out
@@ -132,18 +135,26 @@ class VoidRuntime:
                 self.requests[req_id] = RequestVoid(params=params, num_layers=num_layers)
 
     def _retire(self, req_id: str) -> None:
-        self.finished[external_request_id(req_id)] = self.requests.pop(req_id).report()
+        state = self.requests.pop(req_id)
+        if state.handed_out:
+            return
+        self.finished[external_request_id(req_id)] = state.report()
         while len(self.finished) > FINISHED_REPORTS_KEPT:
             self.finished.popitem(last=False)
 
     def take_reports(self, external_ids: list[str]) -> dict[str, dict[str, Any]]:
-        """Reports of the named requests (finished ones are handed out once)."""
+        """Final reports of the named (finished) requests, each handed out once.
+
+        A request can still look live here: the runner retires it on its next
+        step, which may not have run yet.
+        """
         wanted = set(external_ids)
         out = {}
         for req_id, state in self.requests.items():
             ext = external_request_id(req_id)
-            if ext in wanted:
+            if ext in wanted and not state.handed_out:
                 out[ext] = state.report()
+                state.handed_out = True
         for ext in wanted - set(out):
             if ext in self.finished:
                 out[ext] = self.finished.pop(ext)
