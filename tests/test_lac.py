@@ -1,7 +1,7 @@
 """kernels.lac against a direct, slow restatement of DESIGN.md section 1."""
 
 import torch
-from vllm_void.kernels.lac import LacState, lac_observe
+from vllm_void.kernels.lac import LacState, add_rmsnorm_lac
 
 
 def slow_bits(stream: torch.Tensor, alpha: float) -> list[int]:
@@ -16,11 +16,25 @@ def slow_bits(stream: torch.Tensor, alpha: float) -> list[int]:
 
 
 def run_lac(streams: torch.Tensor, alphas: torch.Tensor) -> torch.Tensor:
-    """streams: [T, L+1, D] -> bits [T, L] through LacState/lac_observe."""
+    """streams: [T, L+1, D] -> bits [T, L] through LacState/add_rmsnorm_lac."""
+    rows, dim = streams.shape[0], streams.shape[2]
     state = LacState.start(streams[:, 0], alphas)
-    return torch.stack(
-        [lac_observe(state, streams[:, i]) for i in range(1, streams.shape[1])], dim=1
-    ).int()
+    no_rows = torch.zeros(rows, dtype=torch.bool)
+    bits = []
+    for i in range(1, streams.shape[1]):
+        delta = streams[:, i].float() - streams[:, i - 1].float()
+        _, _, act, _ = add_rmsnorm_lac(
+            delta.to(streams.dtype),
+            streams[:, i - 1],
+            torch.ones(dim, dtype=streams.dtype),
+            1e-6,
+            no_rows,
+            state,
+            streams.new_empty((0, dim)),
+            no_rows,
+        )
+        bits.append(act)
+    return torch.stack(bits, dim=1).int()
 
 
 def test_matches_slow_restatement_with_per_row_alpha():

@@ -64,3 +64,25 @@ def test_bad_fields_name_the_field(extra, field):
 
 def test_non_void_keys_are_ignored():
     assert parse_void_params({"other_plugin_arg": 3}).is_stock
+
+
+def test_canonical_json_round_trips():
+    p = parse_void_params(
+        {
+            "void_ratio": {"prefill": 0.1, "decode": 0.5},
+            "void_mode": {"prefill": "mask"},
+            "void_alpha": 0.3,
+            "void_policy": {"decode": "adaptive"},
+            "void_trace": True,
+        }
+    )
+    assert parse_void_params({"void_params": p.to_json()}) == p
+
+
+def test_canonical_json_is_validated_too():
+    with pytest.raises(VoidParamError) as err:
+        parse_void_params({"void_params": '{"void_ratio": 3}'})
+    assert err.value.field == "void_ratio"
+    with pytest.raises(VoidParamError) as err:
+        parse_void_params({"void_params": "not json"})
+    assert err.value.field == "void_params"

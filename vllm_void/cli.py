@@ -8,6 +8,7 @@ import sys
 
 from vllm_void.fetch import BUILTIN_MODELS, DEFAULT_MODEL, ModelFetchError, fetch_model
 from vllm_void.params import MODES, POLICIES, parse_void_params
+from vllm_void.server.serve import add_serve_flags, serve
 
 
 def _phase_value(text: str | None, parse: type) -> object:
@@ -100,12 +101,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--raw", action="store_true", help="do not apply the chat template")
     _add_void_flags(p)
     p.set_defaults(func=cmd_generate)
+
+    p = sub.add_parser(
+        "serve",
+        help="OpenAI-compatible server (vLLM's, with void fields); other flags go to vllm serve",
+    )
+    add_serve_flags(p)
+    p.set_defaults(func=None)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, rest = parser.parse_known_args(argv)
+    if args.command != "serve" and rest:
+        parser.error(f"unrecognized arguments: {' '.join(rest)}")
     try:
+        if args.command == "serve":
+            return serve(args, rest)
         return args.func(args)
     except (ModelFetchError, ValueError) as err:
         print(f"vllm-void: {err}", file=sys.stderr)

@@ -6,7 +6,9 @@ start of layer l + 1 (or in the final norm). This loop keeps that fusion (so
 rows that run every layer are computed exactly as stock vLLM computes them)
 and adds, per row:
 
-- LAC: the norm of each h_l, judged by ``kernels.lac`` as soon as it exists;
+- LAC: each h_l is judged in the same pass that adds it up and normalises it
+  for the next layer (``kernels.lac.add_rmsnorm_lac``, one Triton kernel on
+  CUDA); steps that need no LAC keep vLLM's own fused add+RMSNorm;
 - ``mask``: the state read out by the final norm is h at the row's last
   activated layer;
 - ``skip``: a row that skips layer l adds nothing to its residual stream.
@@ -25,7 +27,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from vllm_void.kernels.lac import LacState, lac_observe
+from vllm_void.kernels.lac import LacState, add_rmsnorm_lac
 from vllm_void.runtime import StepPlan
 
 
@@ -77,40 +79,48 @@ def void_decoder_forward(
 ) -> torch.Tensor:
     """Forward of a vLLM ``*Model`` (embeddings, layers, final norm) under ``plan``."""
     hidden = inputs_embeds if inputs_embeds is not None else model.embed_input_ids(input_ids)
+    rows = hidden.shape[0]
     residual = hidden
     delta: torch.Tensor | None = None
     lac = LacState.start(hidden, plan.alpha) if plan.need_lac else None
     activated: list[torch.Tensor] = []
-    kept: torch.Tensor | None = hidden.clone() if plan.mask_rows is not None else None
+    mask_rows = plan.mask_rows
+    # mask mode reads out h at each row's last activated layer (h_{-1} if none).
+    kept = hidden.clone() if mask_rows is not None else hidden.new_empty((0, hidden.shape[1]))
+    if mask_rows is None:
+        mask_rows = torch.zeros(rows, dtype=torch.bool, device=hidden.device)
+    all_rows = torch.ones(rows, dtype=torch.bool, device=hidden.device)
 
-    def observe(h: torch.Tensor) -> None:
-        # h is h_l of the layer just finished; judge it while it is in cache.
-        bits = lac_observe(lac, h)
+    def add_and_norm(norm: nn.Module, prev_layer: int) -> torch.Tensor:
+        """h_{prev_layer} = residual + delta, normalised for what comes next;
+        with LAC on, the same pass judges layer ``prev_layer``."""
+        nonlocal residual, kept
+        if lac is None:
+            if delta is None:
+                return norm(residual)
+            normed, residual = norm(delta, residual)
+            return normed
+        skip = plan.skip_mask[:, prev_layer] if delta is not None else all_rows
+        x = delta if delta is not None else residual
+        normed, residual, bits, kept = add_rmsnorm_lac(
+            x, residual, norm.weight, norm.variance_epsilon, skip, lac, kept, mask_rows
+        )
         activated.append(bits)
-        if kept is not None:
-            update = (bits & plan.mask_rows).unsqueeze(-1)
-            torch.where(update, h, kept, out=kept)
+        return normed
 
-    for idx, layer in enumerate(model.layers[model.start_layer : model.end_layer]):
-        if delta is None:
+    layers = model.layers[model.start_layer : model.end_layer]
+    for idx, layer in enumerate(layers):
+        if idx == 0:
             normed = layer.input_layernorm(residual)
         else:
-            normed, residual = layer.input_layernorm(delta, residual)
-        if lac is not None and idx > 0:
-            observe(residual)
+            normed = add_and_norm(layer.input_layernorm, idx - 1)
         skip_rows = plan.skip_mask[:, idx] if plan.any_skip[idx] else None
         delta, residual = run_layer(
             layer, positions, normed, residual, skip_rows, bool(plan.all_skip[idx])
         )
-
-    if delta is None:
-        out = model.norm(residual)
-    else:
-        out, residual = model.norm(delta, residual)
+    out = add_and_norm(model.norm, len(layers) - 1)
     if lac is not None:
-        observe(residual)
         plan.activated = torch.stack(activated, dim=1)
-    if kept is not None:
-        mask_out = model.norm(kept)
-        out = torch.where(plan.mask_rows.unsqueeze(-1), mask_out, out)
+    if plan.mask_rows is not None:
+        out = torch.where(plan.mask_rows.unsqueeze(-1), model.norm(kept), out)
     return out

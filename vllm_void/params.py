@@ -8,6 +8,7 @@ here, once, into a frozen :class:`VoidParams`; anything malformed raises a
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -17,6 +18,10 @@ PHASES = ("prefill", "decode")
 MODES = ("off", "trace", "mask", "skip")
 POLICIES = ("profile", "adaptive")
 FIELDS = ("void_ratio", "void_alpha", "void_mode", "void_policy", "void_trace")
+# The canonical form (``VoidParams.to_json``) as one string: how the server
+# hands already-validated params to the engine through ``vllm_xargs``, whose
+# values must be scalars.
+CANONICAL_FIELD = "void_params"
 DEFAULT_ALPHA = 0.8
 
 
@@ -82,6 +87,19 @@ class VoidParams:
                 parts.append(f"{name}={p.policy}:{p.ratio!r}:{p.alpha!r}")
         return "void[" + ",".join(parts) + "]"
 
+    def to_fields(self) -> dict[str, Any]:
+        """The request fields that parse back into these params."""
+        return {
+            "void_ratio": {"prefill": self.prefill.ratio, "decode": self.decode.ratio},
+            "void_alpha": {"prefill": self.prefill.alpha, "decode": self.decode.alpha},
+            "void_mode": {"prefill": self.prefill.mode, "decode": self.decode.mode},
+            "void_policy": {"prefill": self.prefill.policy, "decode": self.decode.policy},
+            "void_trace": self.trace,
+        }
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_fields(), sort_keys=True)
+
     def to_dict(self) -> dict[str, Any]:
         return {
             name: {
@@ -134,6 +152,14 @@ def parse_void_params(
     """
     defaults = defaults or VoidParams()
     extra_args = extra_args or {}
+    if CANONICAL_FIELD in extra_args:
+        try:
+            fields = json.loads(extra_args[CANONICAL_FIELD])
+        except (TypeError, json.JSONDecodeError):
+            raise VoidParamError(CANONICAL_FIELD, "must be a JSON object string") from None
+        if not isinstance(fields, dict) or CANONICAL_FIELD in fields:
+            raise VoidParamError(CANONICAL_FIELD, "must be a JSON object of void fields")
+        return parse_void_params(fields, defaults)
     for key in extra_args:
         if key.startswith("void_") and key not in FIELDS:
             raise VoidParamError(key, f"unknown void field; known fields are {list(FIELDS)}")

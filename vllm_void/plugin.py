@@ -11,7 +11,7 @@ plugin is enabled (``VLLM_PLUGINS`` unset, or naming ``void``):
   requests whose KV differs from the full model's;
 - worker, ``GPUModelRunner._model_forward`` (the CPU runner inherits it):
   plans the step's per-row void decisions around the model call;
-- worker RPCs for ``collective_rpc``: ``void_take_reports``,
+- worker RPCs for ``collective_rpc``: ``void_take_reports(_matching)``,
   ``void_layer_rows``, ``void_set_profile``.
 """
 
@@ -132,6 +132,9 @@ def _add_worker_rpcs() -> None:
     def void_take_reports(self: WorkerBase, request_ids: list[str]) -> dict[str, Any]:
         return RUNTIME.take_reports(request_ids)
 
+    def void_take_reports_matching(self: WorkerBase, base_id: str) -> dict[str, Any]:
+        return RUNTIME.take_reports_matching(base_id)
+
     def void_layer_rows(self: WorkerBase) -> list[int]:
         rows = RUNTIME.mlp_rows_run
         return [] if rows is None else rows.tolist()
@@ -140,5 +143,6 @@ def _add_worker_rpcs() -> None:
         RUNTIME.set_profile(model, VoidProfile.from_json(profile_json))
 
     WorkerBase.void_take_reports = void_take_reports
+    WorkerBase.void_take_reports_matching = void_take_reports_matching
     WorkerBase.void_layer_rows = void_layer_rows
     WorkerBase.void_set_profile = void_set_profile

@@ -160,6 +160,13 @@ class VoidRuntime:
                 out[ext] = self.finished.pop(ext)
         return out
 
+    def take_reports_matching(self, base_id: str) -> dict[str, dict[str, Any]]:
+        """Final reports of every request whose id contains ``base_id``: the
+        server's request and the sub-requests vLLM derives from it (``n`` > 1,
+        several prompts)."""
+        ids = {external_request_id(r) for r in self.requests} | set(self.finished)
+        return self.take_reports([i for i in ids if base_id in i])
+
     # -- planning --------------------------------------------------------
     def _skip_set(
         self, state: RequestVoid, phase: PhaseParams, is_decode: bool, model: str
