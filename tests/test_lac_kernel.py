@@ -1,9 +1,10 @@
 """The fused add+RMSNorm+LAC kernel against its PyTorch reference, and the
 reference against a slow restatement of the formulas.
 
-The Triton kernel runs here through Triton's interpreter (TRITON_INTERPRET=1,
-set before the kernel module is imported): this checks its maths, not its
-speed; benchmarks/lac_kernel.py times it on a GPU.
+On a CPU the Triton kernel runs through Triton's interpreter
+(TRITON_INTERPRET=1, set before the kernel module is imported): this checks
+its maths, not its speed. benchmarks/gpu_check.sh runs the same tests natively
+with VLLM_VOID_KERNEL_DEVICE=cuda, and benchmarks/lac_kernel.py times it.
 """
 
 import os
@@ -12,7 +13,9 @@ import pytest
 import torch
 from vllm_void.kernels.lac import LacState, add_rmsnorm_lac, add_rmsnorm_lac_reference
 
-os.environ["TRITON_INTERPRET"] = "1"
+DEVICE = os.environ.get("VLLM_VOID_KERNEL_DEVICE", "cpu")
+if DEVICE == "cpu":
+    os.environ["TRITON_INTERPRET"] = "1"
 from vllm_void.kernels.lac_triton import add_rmsnorm_lac_triton  # noqa: E402
 
 EPS = 1e-5
@@ -34,7 +37,12 @@ def make_case(rows, hidden, dtype, seed=0, mask=True):
         else torch.empty(0, hidden, dtype=dtype)
     )
     mask_rows = torch.rand(rows, generator=g) < 0.5
-    return [x, residual, weight, EPS, skip, prev_norm, max_d, min_d, alpha, False, kept, mask_rows]
+    args = [x, residual, weight, EPS, skip, prev_norm, max_d, min_d, alpha, False, kept, mask_rows]
+    return on_device(args)
+
+
+def on_device(args: list) -> list:
+    return [a.to(DEVICE) if isinstance(a, torch.Tensor) else a for a in args]
 
 
 TOL = {torch.float32: 1e-5, torch.bfloat16: 2e-2, torch.float16: 2e-3}
@@ -70,25 +78,27 @@ def test_kernel_matches_reference(dtype, rows, hidden, first_layer):
 def test_ties_at_the_threshold_activate():
     # d = ||h|| - prev_norm = 5 - 3 = 2 and threshold = 1 * (3 - 1) = 2: a tie.
     h = torch.tensor([[3.0, 4.0]])
-    args = [
-        torch.zeros_like(h),
-        h,
-        torch.ones(2),
-        EPS,
-        torch.tensor([False]),
-        torch.tensor([3.0]),
-        torch.tensor([3.0]),
-        torch.tensor([1.0]),
-        torch.tensor([1.0]),
-        False,
-        torch.empty(0, 2),
-        torch.tensor([False]),
-    ]
+    args = on_device(
+        [
+            torch.zeros_like(h),
+            h,
+            torch.ones(2),
+            EPS,
+            torch.tensor([False]),
+            torch.tensor([3.0]),
+            torch.tensor([3.0]),
+            torch.tensor([1.0]),
+            torch.tensor([1.0]),
+            False,
+            torch.empty(0, 2),
+            torch.tensor([False]),
+        ]
+    )
     for impl in (add_rmsnorm_lac_reference, add_rmsnorm_lac_triton):
         assert impl(*args)[6].tolist() == [True]
-        args[5] = torch.tensor([3.0001])
+        args[5] = torch.tensor([3.0001], device=DEVICE)
         assert impl(*args)[6].tolist() == [False]
-        args[5] = torch.tensor([3.0])
+        args[5] = torch.tensor([3.0], device=DEVICE)
 
 
 def test_skipping_rows_keep_their_residual():
