@@ -61,6 +61,45 @@ def case(tokens: int, hidden: int, dtype: torch.dtype, device: str) -> list:
     ]
 
 
+def measure(hidden: int, tokens: int, dtype: torch.dtype, device: str) -> dict:
+    """Time the three implementations on one shape; print and return a row."""
+    from vllm import _custom_ops as ops
+
+    a = case(tokens, hidden, dtype, device)
+    size = dtype.itemsize
+    # Reads x, residual; writes h, normed; per row 6 scalars in, 5 out.
+    lac_bytes = 4 * tokens * hidden * size + hidden * size + tokens * (6 * 4 + 5 * 4)
+    norm_bytes = 4 * tokens * hidden * size + hidden * size
+    x, res = a[0].clone(), a[1].clone()
+    timings = {
+        "torch_unfused": bench(lambda: add_rmsnorm_lac_reference(*a), device),
+        "vllm_fused_add_rmsnorm": bench(lambda: ops.fused_add_rms_norm(x, res, a[2], 1e-6), device),
+    }
+    if device == "cuda":
+        from vllm_void.kernels.lac_triton import add_rmsnorm_lac_triton
+
+        timings["triton_fused_lac"] = bench(lambda: add_rmsnorm_lac_triton(*a), device)
+    dtype_name = str(dtype).removeprefix("torch.")
+    row = {"hidden": hidden, "tokens": tokens, "dtype": dtype_name, "device": device}
+    for name, seconds in timings.items():
+        moved = norm_bytes if name.startswith("vllm") else lac_bytes
+        row[name] = {"us": seconds * 1e6, "GB_per_s": moved / seconds / 1e9}
+    if "triton_fused_lac" in timings:
+        row["triton_share_of_h200_peak"] = (
+            lac_bytes / timings["triton_fused_lac"] / (H200_BANDWIDTH)
+        )
+        row["triton_vs_vllm_norm"] = timings["triton_fused_lac"] / timings["vllm_fused_add_rmsnorm"]
+    print(
+        f"hidden {hidden:5d} tokens {tokens:5d}: "
+        + "  ".join(
+            f"{k} {v['us']:.1f}us {v['GB_per_s']:.0f}GB/s"
+            for k, v in row.items()
+            if isinstance(v, dict)
+        )
+    )
+    return row
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--dtype", default="bfloat16")
@@ -70,47 +109,9 @@ def main() -> None:
     args = p.parse_args()
     device = "cuda" if torch.cuda.is_available() else "cpu"
     dtype = getattr(torch, args.dtype)
-    from vllm import _custom_ops as ops
-
-    rows = []
-    for hidden in args.hidden:
-        for tokens in args.tokens:
-            a = case(tokens, hidden, dtype, device)
-            size = dtype.itemsize
-            # Reads x, residual; writes h, normed; per row 6 scalars in, 5 out.
-            lac_bytes = 4 * tokens * hidden * size + hidden * size + tokens * (6 * 4 + 5 * 4)
-            norm_bytes = 4 * tokens * hidden * size + hidden * size
-            x, res = a[0].clone(), a[1].clone()
-            timings = {
-                "torch_unfused": bench(lambda: add_rmsnorm_lac_reference(*a), device),
-                "vllm_fused_add_rmsnorm": bench(
-                    lambda: ops.fused_add_rms_norm(x, res, a[2], 1e-6), device
-                ),
-            }
-            if device == "cuda":
-                from vllm_void.kernels.lac_triton import add_rmsnorm_lac_triton
-
-                timings["triton_fused_lac"] = bench(lambda: add_rmsnorm_lac_triton(*a), device)
-            row = {"hidden": hidden, "tokens": tokens, "dtype": args.dtype, "device": device}
-            for name, seconds in timings.items():
-                moved = norm_bytes if name.startswith("vllm") else lac_bytes
-                row[name] = {"us": seconds * 1e6, "GB_per_s": moved / seconds / 1e9}
-            if "triton_fused_lac" in timings:
-                row["triton_share_of_h200_peak"] = (
-                    lac_bytes / timings["triton_fused_lac"] / (H200_BANDWIDTH)
-                )
-                row["triton_vs_vllm_norm"] = (
-                    timings["triton_fused_lac"] / timings["vllm_fused_add_rmsnorm"]
-                )
-            rows.append(row)
-            print(
-                f"hidden {hidden:5d} tokens {tokens:5d}: "
-                + "  ".join(
-                    f"{k} {v['us']:.1f}us {v['GB_per_s']:.0f}GB/s"
-                    for k, v in row.items()
-                    if isinstance(v, dict)
-                )
-            )
+    rows = [
+        measure(hidden, tokens, dtype, device) for hidden in args.hidden for tokens in args.tokens
+    ]
     Path(args.output).parent.mkdir(parents=True, exist_ok=True)
     Path(args.output).write_text(json.dumps(rows, indent=1))
 

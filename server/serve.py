@@ -13,12 +13,11 @@ import os
 import subprocess
 import sys
 
-from vllm_void.server.middleware import DEFAULTS_ENV
-
 from vllm_void.engine import engine_defaults
 from vllm_void.fetch import resolve_model
 from vllm_void.params import POLICIES, parse_void_params
 from vllm_void.policy import load_profile
+from vllm_void.server.middleware import DEFAULTS_ENV
 
 MIDDLEWARE = "vllm_void.server.middleware.VoidMiddleware"
 

@@ -1,6 +1,7 @@
 """kernels.lac against a direct, slow restatement of DESIGN.md section 1."""
 
 import torch
+
 from vllm_void.kernels.lac import LacState, add_rmsnorm_lac
 
 

@@ -11,6 +11,7 @@ import os
 
 import pytest
 import torch
+
 from vllm_void.kernels.lac import LacState, add_rmsnorm_lac, add_rmsnorm_lac_reference
 
 DEVICE = os.environ.get("VLLM_VOID_KERNEL_DEVICE", "cpu")
