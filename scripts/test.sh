@@ -6,4 +6,5 @@ venv="$(bash "$here/scripts/setup.sh")"
 "$venv/bin/vllm-void" fetch-model qwen2.5-coder-0.5b >/dev/null
 cd "$here"
 "$venv/bin/ruff" check vllm_void kernels server benchmarks tests
+"$venv/bin/hadolint" Dockerfile
 exec "$venv/bin/python" -m pytest "$@"
