@@ -27,33 +27,28 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+def dockerfile_command() -> list[str]:
+    """The command the Docker image runs: its ENTRYPOINT followed by its CMD."""
+    lines = (Path(__file__).parent.parent / "Dockerfile").read_text().splitlines()
+    command = []
+    for keyword in ("ENTRYPOINT", "CMD"):
+        (line,) = [x for x in lines if x.startswith(keyword + " ")]
+        command += json.loads(line.split(" ", 1)[1])
+    return command
+
+
 @pytest.fixture(scope="module")
 def server(smollm2):  # the offline engine first: it calibrates the void profile
     port = _free_port()
     log = open(os.environ.get("VLLM_VOID_SERVER_LOG", os.devnull), "w")
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "vllm_void.cli",
-            "serve",
-            "smollm2",
-            "--port",
-            str(port),
-            "--host",
-            "127.0.0.1",
-            "--api-key",
-            API_KEY,
-            "--max-model-len",
-            "2048",
-            "--max-num-seqs",
-            "16",
-            "--seed",
-            "0",
-        ],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
+    command = dockerfile_command()
+    assert command[:2] == ["vllm-void", "serve"]
+    # The image's command, run with this environment's interpreter; later
+    # flags override the image's host and port for a loopback test server.
+    argv = [sys.executable, "-m", "vllm_void.cli", *command[1:]]
+    argv += ["--host", "127.0.0.1", "--port", str(port), "--api-key", API_KEY]
+    argv += ["--max-model-len", "2048", "--max-num-seqs", "16", "--seed", "0"]
+    proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"
     deadline = time.time() + 600
     while time.time() < deadline:
