@@ -93,16 +93,17 @@ def worker(args: argparse.Namespace) -> None:
     from vllm_void.fetch import resolve_model
 
     engine = {"max_model_len": 2048, "seed": 0} | engine_defaults()
-    if args.kind == "stock-compiled":
+    if args.kind.endswith("compiled"):
         engine["enforce_eager"] = False
     llm = LLM(resolve_model(args.model), **engine)
     results = []
-    ratios = args.ratios if args.kind == "void" else [0.0]
-    if args.kind == "void":
+    is_void = args.kind.startswith("void")
+    ratios = args.ratios if is_void else [0.0]
+    if is_void:
         ensure_profile(llm)
     for batch in args.batch:
         for ratio in ratios:
-            extra = {"void_ratio": ratio} if args.kind == "void" else {}
+            extra = {"void_ratio": ratio} if is_void else {}
             rates = _decode_rate(llm, batch, extra, args.tokens, args.reps)
             results.append({"kind": args.kind, "batch": batch, "ratio": ratio, "rates": rates})
         if args.kind == "stock-eager":
@@ -119,7 +120,12 @@ def main() -> None:
     p.add_argument("--ratios", type=float, nargs="+", default=[0.0, 0.25, 0.5])
     p.add_argument("--tokens", type=int, default=64)
     p.add_argument("--reps", type=int, default=3)
-    p.add_argument("--kinds", nargs="+", default=["stock-compiled", "stock-eager", "void"])
+    p.add_argument(
+        "--kinds",
+        nargs="+",
+        default=["stock-compiled", "stock-eager", "void", "void-compiled"],
+        help="engines to run; *-compiled use vLLM's default torch.compile",
+    )
     p.add_argument("--output", default="results/decode_speed.json")
     p.add_argument("--kind", help=argparse.SUPPRESS)
     p.add_argument("--out", help=argparse.SUPPRESS)
@@ -177,7 +183,7 @@ def main() -> None:
             + ", ".join(f"{k} {v:.1f}" for k, v in base.items())
             + f"; f = {f:.3f}"
         )
-        for row in [r for r in rows if r["kind"] == "void" and r["batch"] == batch]:
+        for row in [r for r in rows if r["kind"].startswith("void") and r["batch"] == batch]:
             rate = statistics.median(row["rates"])
             ideal = 1 / (1 - row["ratio"] * f)
             entry = {

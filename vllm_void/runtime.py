@@ -73,6 +73,10 @@ class RequestVoid:
         self.layers_run[phase] += layers_run
         return True
 
+    @property
+    def adaptive_pending(self) -> bool:
+        return self.adaptive is None or self.adaptive.skip_set is None
+
     def report(self) -> dict[str, Any]:
         out: dict[str, Any] = {
             "num_layers": self.num_layers,
@@ -132,7 +136,10 @@ class VoidRuntime:
             if req_id not in self.requests:
                 sp = state.sampling_params
                 params = parse_void_params(sp.extra_args if sp is not None else None)
-                self.requests[req_id] = RequestVoid(params=params, num_layers=num_layers)
+                state = RequestVoid(params=params, num_layers=num_layers)
+                if params.decode.skips and params.decode.policy == "adaptive":
+                    state.adaptive = AdaptiveChoice(num_layers)
+                self.requests[req_id] = state
 
     def _retire(self, req_id: str) -> None:
         state = self.requests.pop(req_id)
@@ -174,8 +181,6 @@ class VoidRuntime:
         if not phase.skips:
             return ()
         if phase.policy == "adaptive":
-            if state.adaptive is None:
-                state.adaptive = AdaptiveChoice(state.num_layers)
             return state.adaptive.settle(phase.ratio) or ()
         profile = self.profile(model)
         if profile is None or profile.num_layers != state.num_layers:
@@ -239,8 +244,11 @@ class VoidRuntime:
                     skip[np.ix_(sel, np.asarray(skip_set))] = True
                 alpha[sel] = phase.alpha
                 mask_rows[sel] = phase.mode == "mask"
-                warming_up = phase.skips and phase.policy == "adaptive" and not skip_set
-                need_lac |= phase.needs_lac or state.params.trace or warming_up
+                decode = state.params.decode
+                # An adaptive request gathers its evidence with LAC on its
+                # prompt and its first decode tokens.
+                gathering = decode.skips and decode.policy == "adaptive" and state.adaptive_pending
+                need_lac |= phase.needs_lac or state.params.trace or gathering
 
         real = row_req >= 0
         return StepPlan(
@@ -279,8 +287,8 @@ class VoidRuntime:
                 continue
             if state.params.trace:
                 state.bits[pos] = bits[row].astype(np.int8)
-            if is_decode and state.adaptive is not None and state.adaptive.skip_set is None:
-                state.adaptive.observe_decode(bits[row][None, :])
+            if state.adaptive is not None:
+                state.adaptive.observe(phase, pos, bits[row])
 
 
 RUNTIME = VoidRuntime()
