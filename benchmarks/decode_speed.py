@@ -106,6 +106,12 @@ def worker(args: argparse.Namespace) -> None:
             extra = {"void_ratio": ratio} if is_void else {}
             rates = _decode_rate(llm, batch, extra, args.tokens, args.reps)
             results.append({"kind": args.kind, "batch": batch, "ratio": ratio, "rates": rates})
+        if is_void:
+            # The cost of tracing: LAC on every layer, outputs unchanged.
+            rates = _decode_rate(llm, batch, {"void_mode": "trace"}, args.tokens, args.reps)
+            results.append(
+                {"kind": args.kind + "-trace", "batch": batch, "ratio": 0.0, "rates": rates}
+            )
         if args.kind == "stock-eager":
             results.append(
                 {"kind": "layer-share", "batch": batch, "f": _layer_share(llm, batch, args.tokens)}
@@ -183,7 +189,8 @@ def main() -> None:
             + ", ".join(f"{k} {v:.1f}" for k, v in base.items())
             + f"; f = {f:.3f}"
         )
-        for row in [r for r in rows if r["kind"].startswith("void") and r["batch"] == batch]:
+        void_rows = [r for r in rows if r["kind"].startswith("void") and r["batch"] == batch]
+        for row in void_rows:
             rate = statistics.median(row["rates"])
             ideal = 1 / (1 - row["ratio"] * f)
             entry = {
