@@ -33,28 +33,18 @@ def layer_outputs(model, token_ids: list[int]) -> tuple[torch.Tensor, list[torch
     return embeds, captured
 
 
-def lac_bits_of_token(norms: list[float], alpha: float) -> list[int]:
-    """Activation bits for one token from its norms [n_{-1}, n_0, .., n_{L-1}]."""
-    bits = []
+def lac_decisions(norms: list[float], alpha: float) -> tuple[list[int], list[float]]:
+    """Activation bits for one token from its norms [n_{-1}, n_0, .., n_{L-1}],
+    and |d_l - t_l| per layer: how far each decision is from a tie."""
+    bits, margins = [], []
     deltas: list[float] = []
     for layer in range(1, len(norms)):
         d = norms[layer] - norms[layer - 1]
         threshold = 0.0 if not deltas else alpha * (max(deltas) - min(deltas))
         bits.append(1 if d >= threshold else 0)
+        margins.append(abs(d - threshold))
         deltas.append(d)
-    return bits
-
-
-def lac_margins_of_token(norms: list[float], alpha: float) -> list[float]:
-    """|d_l - t_l| per layer: how far each decision is from a tie."""
-    out = []
-    deltas: list[float] = []
-    for layer in range(1, len(norms)):
-        d = norms[layer] - norms[layer - 1]
-        threshold = 0.0 if not deltas else alpha * (max(deltas) - min(deltas))
-        out.append(abs(d - threshold))
-        deltas.append(d)
-    return out
+    return bits, margins
 
 
 def reference_trace(model, token_ids: list[int], alpha: float):
@@ -64,7 +54,7 @@ def reference_trace(model, token_ids: list[int], alpha: float):
     for t in range(len(token_ids)):
         norms = [math.sqrt(float((embeds[t].double() ** 2).sum()))]
         norms += [math.sqrt(float((h[t].double() ** 2).sum())) for h in hs]
-        per_pos.append((lac_bits_of_token(norms, alpha), lac_margins_of_token(norms, alpha)))
+        per_pos.append(lac_decisions(norms, alpha))
     return per_pos, embeds, hs
 
 
