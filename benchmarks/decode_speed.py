@@ -194,6 +194,7 @@ def main() -> None:
             rate = statistics.median(row["rates"])
             ideal = 1 / (1 - row["ratio"] * f)
             entry = {
+                "kind": row["kind"],
                 "batch": batch,
                 "ratio": row["ratio"],
                 "tokens_per_s": rate,
@@ -206,7 +207,7 @@ def main() -> None:
             entry["of_ideal_vs_stock-eager"] = entry.get("vs_stock-eager", float("nan")) / ideal
             report["summary"].append(entry)
             print(
-                f"  ratio {row['ratio']:.2f}: {rate:.1f} tok/s "
+                f"  {row['kind']:18s} ratio {row['ratio']:.2f}: {rate:.1f} tok/s "
                 + " ".join(f"{k}={v:.3f}x" for k, v in entry.items() if k.startswith("vs_"))
                 + f" ideal {ideal:.3f}x"
             )
