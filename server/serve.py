@@ -15,7 +15,7 @@ import sys
 
 from vllm_void.engine import engine_defaults
 from vllm_void.fetch import resolve_model
-from vllm_void.params import POLICIES, parse_void_params
+from vllm_void.params import POLICIES, parse_phase_text, parse_void_params
 from vllm_void.policy import load_profile
 from vllm_void.server.middleware import DEFAULTS_ENV
 
@@ -33,21 +33,13 @@ def add_serve_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--default-void-alpha", type=float)
 
 
-def _ratio_field(text: str | None) -> object:
-    if text is None:
-        return None
-    if "=" not in text:
-        return float(text)
-    return {k.strip(): float(v) for k, v in (item.split("=", 1) for item in text.split(","))}
-
-
 def server_default_fields(args: argparse.Namespace) -> dict[str, object]:
     """The defaults as request fields; validated like a request's."""
     fields: dict[str, object] = {
         "void_policy": {"prefill": args.void_prefill_policy, "decode": args.void_decode_policy}
     }
     if args.default_void_ratio is not None:
-        fields["void_ratio"] = _ratio_field(args.default_void_ratio)
+        fields["void_ratio"] = parse_phase_text(args.default_void_ratio, float)
     if args.default_void_alpha is not None:
         fields["void_alpha"] = args.default_void_alpha
     parse_void_params(fields)

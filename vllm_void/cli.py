@@ -7,27 +7,19 @@ import json
 import sys
 
 from vllm_void.fetch import BUILTIN_MODELS, DEFAULT_MODEL, ModelFetchError, fetch_model
-from vllm_void.params import MODES, POLICIES, parse_void_params
+from vllm_void.params import MODES, POLICIES, parse_phase_text, parse_void_params
 from vllm_void.server.serve import add_serve_flags, serve
 
 
-def _phase_value(text: str | None, parse: type) -> object:
-    """``0.25`` or ``prefill=0.1,decode=0.5`` -> a scalar or a per-phase dict."""
-    if text is None or "=" not in text:
-        return None if text is None else parse(text)
-    pairs = (item.split("=", 1) for item in text.split(","))
-    return {phase.strip(): parse(value) for phase, value in pairs}
-
-
 def _void_extra_args(args: argparse.Namespace) -> dict[str, object]:
-    fields = {
-        "void_ratio": _phase_value(args.void_ratio, float),
-        "void_alpha": _phase_value(args.void_alpha, float),
-        "void_mode": _phase_value(args.void_mode, str),
-        "void_policy": _phase_value(args.void_policy, str),
-        "void_trace": True if args.trace else None,
+    flags = {
+        "void_ratio": (args.void_ratio, float),
+        "void_alpha": (args.void_alpha, float),
+        "void_mode": (args.void_mode, str),
+        "void_policy": (args.void_policy, str),
     }
-    return {k: v for k, v in fields.items() if v is not None}
+    fields = {k: parse_phase_text(v, t) for k, (v, t) in flags.items() if v is not None}
+    return fields | ({"void_trace": True} if args.trace else {})
 
 
 def _add_void_flags(p: argparse.ArgumentParser) -> None:

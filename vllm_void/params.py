@@ -142,6 +142,14 @@ def _choice(field: str, value: Any, choices: tuple[str, ...]) -> str:
     return value
 
 
+def parse_phase_text(text: str, parse: type) -> Any:
+    """Command-line form of a per-phase field: ``0.25`` or ``prefill=0.1,decode=0.5``."""
+    if "=" not in text:
+        return parse(text)
+    pairs = (item.split("=", 1) for item in text.split(","))
+    return {phase.strip(): parse(value) for phase, value in pairs}
+
+
 def parse_void_params(
     extra_args: Mapping[str, Any] | None, defaults: VoidParams | None = None
 ) -> VoidParams:

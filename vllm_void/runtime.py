@@ -64,6 +64,19 @@ class RequestVoid:
     next_new_position: int = 0  # positions below were already accounted for
     handed_out: bool = False  # its final report was taken; keep nothing on retire
 
+    def account_range(self, first: int, count: int, num_prompt: int, layers_run: int) -> None:
+        """Count positions [first, first + count) that all ran ``layers_run`` layers."""
+        start = max(first, self.next_new_position)
+        end = first + count
+        if start >= end:
+            return
+        prefill = max(0, min(end, num_prompt) - start)
+        self.tokens["prefill"] += prefill
+        self.tokens["decode"] += end - start - prefill
+        self.layers_run["prefill"] += prefill * layers_run
+        self.layers_run["decode"] += (end - start - prefill) * layers_run
+        self.next_new_position = end
+
     def account(self, phase: str, pos: int, layers_run: int) -> bool:
         """Count a token once, even when preemption recomputes it."""
         if pos < self.next_new_position:
@@ -207,6 +220,14 @@ class VoidRuntime:
         if self.mlp_rows_run is None:
             self.mlp_rows_run = np.zeros(num_layers, dtype=np.int64)
         states = [self.requests[r] for r in req_ids]
+        if all(s.params.is_stock for s in states):
+            for i, (req_id, state) in enumerate(zip(req_ids, states, strict=True)):
+                count = int(query_start_loc[i + 1]) - int(query_start_loc[i])
+                num_prompt = live_requests[req_id].num_prompt_tokens
+                state.account_range(int(num_computed[i]), count, num_prompt, num_layers)
+            self.mlp_rows_run += int(query_start_loc[len(req_ids)])
+            return None
+
         row_req = np.full(num_rows, -1, dtype=np.int64)
         row_pos = np.zeros(num_rows, dtype=np.int64)
         row_decode = np.zeros(num_rows, dtype=bool)
@@ -217,13 +238,6 @@ class VoidRuntime:
             # The phase of a token is what the request does at its position,
             # not the step's shape: recomputed output tokens stay "decode".
             row_decode[start:end] = row_pos[start:end] >= live_requests[req_id].num_prompt_tokens
-
-        if all(s.params.is_stock for s in states):
-            for row in np.nonzero(row_req >= 0)[0]:
-                phase = "decode" if row_decode[row] else "prefill"
-                states[row_req[row]].account(phase, int(row_pos[row]), num_layers)
-            self.mlp_rows_run += int((row_req >= 0).sum())
-            return None
 
         # Padding rows skip everything so they never force a layer to run.
         skip = np.ones((num_rows, num_layers), dtype=bool)
