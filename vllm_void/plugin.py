@@ -63,14 +63,19 @@ def _patch_input_processor() -> None:
             params = parse_void_params(sampling.extra_args)
         except VoidParamError as err:
             raise VoidValidationError(str(err), parameter=err.field) from None
-        needs_profile = any(
-            p.skips and p.policy == "profile" for p in (params.prefill, params.decode)
-        )
-        if needs_profile and load_profile(self.model_config.model) is None:
+        policies = {p.policy for p in (params.prefill, params.decode) if p.skips}
+        profile = load_profile(self.model_config.model) if policies - {"adaptive"} else None
+        if policies - {"adaptive"} and profile is None:
             raise VoidValidationError(
                 f"void_ratio: model {self.model_config.model!r} has no void profile; "
                 "run `vllm-void calibrate` on it or set void_policy to 'adaptive'",
                 parameter="void_ratio",
+            )
+        if "shortgpt" in policies and profile.block_influence is None:
+            raise VoidValidationError(
+                f"void_policy: model {self.model_config.model!r} has no block influence "
+                "in its void profile; run `vllm-void calibrate --block-influence` on it",
+                parameter="void_policy",
             )
         if not params.kv_exact:
             # Blocks written while skipping hold KV the full model would not

@@ -1,4 +1,4 @@
-"""Which layers a request skips: the ``profile`` and ``adaptive`` policies.
+"""Which layers a request skips: the ``profile``, ``adaptive`` and ``shortgpt`` policies.
 
 LAC judges a layer only after running it, so ``skip`` decides ahead of time
 from LAC evidence gathered earlier:
@@ -10,6 +10,11 @@ from LAC evidence gathered earlier:
 - ``adaptive``: per request, the prompt and the first ``ADAPTIVE_WARMUP``
   decode tokens run in full with LAC; the rest of the request skips the
   layers that were most often void for it.
+- ``shortgpt``: the training-free peer the benchmarks compare against
+  (ShortGPT, arXiv 2403.03853): a ratio r skips the round(r * L) layers of
+  lowest Block Influence, BI = 1 - mean cosine similarity of a layer's input
+  and output hidden states over the calibration set. Static, like ``profile``,
+  but ranked by how little a layer turns the state rather than by LAC.
 """
 
 from __future__ import annotations
@@ -54,14 +59,22 @@ class VoidProfile:
     prefill: tuple[float, ...]
     decode: tuple[float, ...]
     num_tokens: dict[str, int]
+    block_influence: tuple[float, ...] | None = None
 
     @property
     def num_layers(self) -> int:
         return len(self.decode)
 
-    def skip_set(self, is_decode: bool, ratio: float) -> tuple[int, ...]:
+    def skip_set(self, is_decode: bool, ratio: float, policy: str = "profile") -> tuple[int, ...]:
+        """The layers ``policy`` (``profile`` or ``shortgpt``) skips at ``ratio``."""
+        count = num_skipped(ratio, self.num_layers)
+        if policy == "shortgpt":
+            if self.block_influence is None:
+                raise ValueError("void profile has no block influence; calibrate with it")
+            # Lowest influence first: the same ranking as "most void".
+            return most_void_layers(-np.asarray(self.block_influence), count)
         freq = np.asarray(self.decode if is_decode else self.prefill)
-        return most_void_layers(freq, num_skipped(ratio, self.num_layers))
+        return most_void_layers(freq, count)
 
     def to_json(self) -> str:
         return json.dumps(
@@ -71,6 +84,7 @@ class VoidProfile:
                 "alpha": self.alpha,
                 "void_frequency": {"prefill": self.prefill, "decode": self.decode},
                 "num_tokens": self.num_tokens,
+                "block_influence": self.block_influence,
             },
             indent=1,
         )
@@ -87,6 +101,11 @@ class VoidProfile:
             prefill=tuple(float(x) for x in freq["prefill"]),
             decode=tuple(float(x) for x in freq["decode"]),
             num_tokens={k: int(v) for k, v in data["num_tokens"].items()},
+            block_influence=(
+                tuple(float(x) for x in data["block_influence"])
+                if data.get("block_influence") is not None
+                else None
+            ),
         )
 
 

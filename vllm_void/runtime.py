@@ -198,7 +198,9 @@ class VoidRuntime:
         profile = self.profile(model)
         if profile is None or profile.num_layers != state.num_layers:
             return ()
-        return profile.skip_set(is_decode, phase.ratio)
+        if phase.policy == "shortgpt" and profile.block_influence is None:
+            return ()
+        return profile.skip_set(is_decode, phase.ratio, phase.policy)
 
     def plan_step(
         self,

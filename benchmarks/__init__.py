@@ -1,0 +1,1 @@
+"""Benchmarks: accuracy, fidelity and speed of void settings against stock vLLM."""

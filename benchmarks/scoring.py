@@ -1,0 +1,84 @@
+"""Scoring maths: answers parsed from replies, log-likelihood choice, fidelity.
+
+Pure functions on plain data, so each is tested on hand-made cases.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Mapping, Sequence
+
+# "The answer is B", "Answer: (b)", "correct option is **C**": an explicit
+# statement wins over any other letter in the reply, in either case.
+_STATED = re.compile(
+    r"(?:answer|option|choice)\s*(?:is|would be|:)?\s*(?:option\s*)?[*(\[\s]*([A-Da-d])\b"
+)
+# "**B**", "(B)", "[B]", "B." / "B)" / "B:" at a line start, or a bare "B".
+_MARKED = re.compile(r"\*\*\s*([A-D])\s*[.):]?\s*\*\*|[(\[]([A-D])[)\]]")
+_LEADING = re.compile(r"^\s*([A-Da-d])\s*(?:[.):]|$)|^\s*([A-D])\s+(?=[A-Z0-9(\"'])", re.M)
+_YES_NO = re.compile(r"\b(yes|no)\b", re.I)
+
+
+def parse_answer(reply: str, labels: Sequence[str], choices: Sequence[str] = ()) -> str | None:
+    """The label a free-form reply picks, or None when it names none.
+
+    Letters (multiple choice): an explicit statement ("the answer is B"),
+    then a marked letter ("**B**", "(B)"), then a letter opening a line
+    ("B. Paris", "b)"), then the text of exactly one option. A letter inside
+    a word, or the article "A" opening a sentence, picks nothing.
+    Words (BoolQ's yes/no): the first of them in the reply.
+    """
+    if all(len(label) == 1 for label in labels):
+        for pattern in (_STATED, _MARKED, _LEADING):
+            for match in pattern.finditer(reply):
+                letter = next(g for g in match.groups() if g).upper()
+                if letter in labels:
+                    return letter
+        text = reply.strip().rstrip(".").lower()
+        named = [label for label, c in zip(labels, choices, strict=False) if c.lower() == text]
+        return named[0] if len(named) == 1 else None
+    for match in _YES_NO.finditer(reply):
+        word = match.group(1).lower()
+        if word in labels:
+            return word
+    return None
+
+
+def choose_by_logprob(logprobs: Mapping[int, float], choice_tokens: Mapping[str, int]) -> str:
+    """The choice whose token has the highest log-probability at the answer
+    position (lm-evaluation-harness's MMLU scoring; every choice is one token).
+    Choices missing from ``logprobs`` count as impossible."""
+    return max(choice_tokens, key=lambda label: logprobs.get(choice_tokens[label], -math.inf))
+
+
+def perplexity(token_logprobs: Sequence[float]) -> float:
+    """exp of the mean negative log-likelihood of the scored tokens."""
+    if not token_logprobs:
+        raise ValueError("perplexity needs at least one token")
+    return math.exp(-sum(token_logprobs) / len(token_logprobs))
+
+
+def topk_kl(reference: Mapping[int, float], candidate: Mapping[int, float]) -> float:
+    """KL(reference || candidate) of two next-token distributions known by
+    their top-k log-probabilities.
+
+    The vocabulary is folded into the reference's top-k tokens plus one
+    "rest" bucket, an exact KL of that coarser pair (so a lower bound of the
+    full one, by the data-processing inequality, when the masses are exact).
+    A reference token missing from the candidate's list gets its share of the
+    candidate's unlisted mass, capped by the candidate's smallest listed one.
+    """
+    ref = {t: math.exp(lp) for t, lp in reference.items()}
+    cand = {t: math.exp(lp) for t, lp in candidate.items()}
+    unlisted = max(0.0, 1.0 - sum(cand.values()))
+    missing = [t for t in ref if t not in cand]
+    floor = min(cand.values()) if cand else 1.0
+    share = min(floor, unlisted / (len(missing) + 1)) if missing else 0.0
+    q = {t: cand.get(t, share) for t in ref}
+    p_rest = max(0.0, 1.0 - sum(ref.values()))
+    q_rest = max(1e-12, 1.0 - sum(q.values()))
+    kl = sum(p * math.log(p / max(q[t], 1e-12)) for t, p in ref.items() if p > 0)
+    if p_rest > 0:
+        kl += p_rest * math.log(p_rest / q_rest)
+    return max(kl, 0.0)
