@@ -156,6 +156,7 @@ def _summary(questions: Sequence[Question], picked: Sequence[str | None], usage:
         "unparseable": counts["none"] / len(correct),
         "picked": dict(counts),
         "by_subject": _by_subject(questions, correct),
+        "answers": list(picked),
         "layers_used": usage,
     }
 

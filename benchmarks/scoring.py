@@ -11,8 +11,11 @@ from collections.abc import Mapping, Sequence
 
 # "The answer is B", "Answer: (b)", "correct option is **C**": an explicit
 # statement wins over any other letter in the reply, in either case.
+# A lower-case letter counts only before punctuation or the end ("is d."),
+# so that "the answer is a tricky one" picks nothing.
 _STATED = re.compile(
-    r"(?:answer|option|choice)\s*(?:is|would be|:)?\s*(?:option\s*)?[*(\[\s]*([A-Da-d])\b"
+    r"(?i:answer|option|choice)\s*(?:is|would be|:)?\s*(?:option\s*)?[*(\[\s]*"
+    r"([A-D]\b|[a-d](?=[.):*\]]|\s*$))"
 )
 # "**B**", "(B)", "[B]", "B." / "B)" / "B:" at a line start, or a bare "B".
 _MARKED = re.compile(r"\*\*\s*([A-D])\s*[.):]?\s*\*\*|[(\[]([A-D])[)\]]")
