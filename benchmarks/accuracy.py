@@ -42,10 +42,17 @@ CODE_PREFIX = "```python\n"
 
 
 def make_bench_llm(model: str, **overrides: Any) -> Any:
-    """The void engine with the forcing logits processor the scorers need."""
-    from vllm_void.engine import make_llm
+    """The void engine with the forcing logits processor the scorers need.
 
-    return make_llm(model, logits_processors=[PROCESSOR], max_logprobs=LOGPROBS, **overrides)
+    On CPU the KV block is 32 tokens instead of 128, so that settings
+    sharing a prompt recompute at most a short tail of it.
+    """
+    from vllm_void.engine import make_llm, on_cuda
+
+    args = {"logits_processors": [PROCESSOR], "max_logprobs": LOGPROBS}
+    if not on_cuda():
+        args["block_size"] = 32
+    return make_llm(model, **(args | overrides))
 
 
 class Usage:
@@ -75,34 +82,45 @@ def run_batch(
     prompts: Sequence[Any],
     make_params: Callable[[Setting, int], Any],
     label: str,
+    chunk: int = 64,
 ) -> dict[str, tuple[list[Any], dict[str, float | None]]]:
-    """Every prompt under every setting, in one ``generate`` call.
+    """Every prompt under every setting; per setting name, the outputs in
+    prompt order and the layer usage of its requests.
 
-    ``prompts`` are strings or token-id lists; returns, per setting name, the
-    outputs in prompt order and the layer usage of its requests.
+    ``prompts`` are strings or token-id lists. Settings that keep the
+    prompt's KV the full model's (all but prefill skipping) share it through
+    the prefix cache: each chunk of prompts is prefilled once first, then sent
+    under every setting.
     """
+    from vllm import SamplingParams
     from vllm.inputs import TokensPrompt
 
     from vllm_void.engine import take_reports
 
-    inputs, params, owners = [], [], []
-    # Prompt-major order: the settings that share a prompt's KV (those whose
-    # KV is the full model's) find it in the prefix cache while it is fresh.
-    for i, prompt in enumerate(prompts):
-        for setting in settings:
-            is_ids = isinstance(prompt, list)
-            inputs.append(TokensPrompt(prompt_token_ids=prompt) if is_ids else prompt)
-            sp = make_params(setting, i)
-            sp.extra_args = (sp.extra_args or {}) | setting.fields
-            params.append(sp)
-            owners.append(setting.name)
+    result = {s.name: ([], Usage()) for s in settings}
     print(f"[{label}] {len(prompts)} prompts x {len(settings)} settings", flush=True)
-    outputs = llm.generate(inputs, params, use_tqdm=True)
-    reports = take_reports(llm, [o.request_id for o in outputs])
-    result: dict[str, tuple[list[Any], Usage]] = {s.name: ([], Usage()) for s in settings}
-    for owner, output in zip(owners, outputs, strict=True):
-        result[owner][0].append(output)
-        result[owner][1].add(reports.get(output.request_id, {}))
+    bar = tqdm(total=len(prompts) * len(settings), desc=label)
+    for first in range(0, len(prompts), chunk):
+        part = [
+            TokensPrompt(prompt_token_ids=p) if isinstance(p, list) else p
+            for p in prompts[first : first + chunk]
+        ]
+        llm.generate(part, SamplingParams(max_tokens=1), use_tqdm=False)
+        inputs, params, owners = [], [], []
+        for i, prompt in enumerate(part, first):
+            for setting in settings:
+                sp = make_params(setting, i)
+                sp.extra_args = (sp.extra_args or {}) | setting.fields
+                inputs.append(prompt)
+                params.append(sp)
+                owners.append(setting.name)
+        outputs = llm.generate(inputs, params, use_tqdm=False)
+        reports = take_reports(llm, [o.request_id for o in outputs])
+        for owner, output in zip(owners, outputs, strict=True):
+            result[owner][0].append(output)
+            result[owner][1].add(reports.get(output.request_id, {}))
+        bar.update(len(outputs))
+    bar.close()
     return {name: (outs, usage.to_dict()) for name, (outs, usage) in result.items()}
 
 
@@ -167,7 +185,7 @@ def closed_generation(
     settings: Sequence[Setting],
     questions: Sequence[Question],
     label: str,
-    max_tokens: int = 24,
+    max_tokens: int = 16,
 ) -> dict[str, Any]:
     from vllm import SamplingParams
 

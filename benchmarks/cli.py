@@ -80,7 +80,9 @@ def run_accuracy(args: argparse.Namespace) -> dict[str, Any]:
         elif task == "fidelity":
             entry = accuracy.fidelity(llm, settings, closed["mmlu"][: args.fidelity_prompts])
         elif kind == "gen":
-            entry = accuracy.closed_generation(llm, settings, closed[family], task)
+            entry = accuracy.closed_generation(
+                llm, settings, closed[family], task, max_tokens=args.gen_max_tokens
+            )
         else:
             entry = accuracy.closed_loglik(llm, settings, closed[family], task)
         result["tasks"][task] = entry
@@ -187,6 +189,7 @@ def _accuracy_argv(args: argparse.Namespace) -> list[str]:
     argv += ["--stride", str(args.stride), "--humaneval-stride", str(args.humaneval_stride)]
     argv += ["--fidelity-prompts", str(args.fidelity_prompts)]
     argv += ["--code-max-tokens", str(args.code_max_tokens)]
+    argv += ["--gen-max-tokens", str(args.gen_max_tokens)]
     for flag in ("limit", "humaneval_limit", "mmlu", "boolq", "gpqa", "humaneval"):
         value = getattr(args, flag)
         if value is not None:
@@ -217,6 +220,7 @@ def _add_accuracy_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--humaneval-stride", type=int, default=1)
     p.add_argument("--fidelity-prompts", type=int, default=64)
     p.add_argument("--code-max-tokens", type=int, default=512)
+    p.add_argument("--gen-max-tokens", type=int, default=16, help="reply length, *-gen tasks")
     p.add_argument("--no-usage", action="store_true", help="skip layer usage and the heatmap")
 
 

@@ -89,7 +89,8 @@ def test_mask_matches_transformers_reference(smollm2, smollm2_hf):
 
 
 def test_skip_does_not_run_skipped_layers(smollm2):
-    before = smollm2.collective_rpc("void_layer_rows")[0]
+    # Empty until the engine has run a step.
+    before = smollm2.collective_rpc("void_layer_rows")[0] or [0] * NUM_LAYERS
     prompt = chat(smollm2, ["Tell me about the moon."])
     ((out, report),) = generate(smollm2, prompt, greedy(16, void_ratio=0.5))
     after = smollm2.collective_rpc("void_layer_rows")[0]
@@ -183,3 +184,31 @@ def test_reports_are_handed_out_once(smollm2):
     ((out, rep),) = generate(smollm2, chat(smollm2, ["Hi"]), greedy(4, void_ratio=0.25))
     assert rep["tokens"]["decode"] >= 1
     assert take_reports(smollm2, [out.request_id]) == {}
+
+
+def test_decode_only_skipping_shares_prompt_blocks_not_generated_ones(smollm2):
+    """Prompt blocks of a decode-skipping request hold the full model's KV and
+    are shared; blocks holding its generated tokens are private to its setting."""
+    from vllm.inputs import TokensPrompt
+
+    smollm2.reset_prefix_cache()
+    tokenizer = smollm2.get_tokenizer()
+    text = "The tide comes in and the tide goes out, and the gulls cry over the harbour. " * 30
+    prompt = TokensPrompt(prompt_token_ids=tokenizer.encode(text)[:300])
+    ((stock_out, _),) = generate(smollm2, [prompt], greedy(1))
+    assert (stock_out.num_cached_tokens or 0) == 0
+    ((skip_out, _),) = generate(smollm2, [prompt], greedy(1, void_ratio=0.5))
+    assert skip_out.num_cached_tokens >= 256  # two full 128-token blocks reused
+    both = {"prefill": 0.25, "decode": 0.25}
+    ((prefill_skip, _),) = generate(smollm2, [prompt], greedy(1, void_ratio=both))
+    assert (prefill_skip.num_cached_tokens or 0) == 0  # its prompt KV is not the full model's
+
+    # 100 prompt tokens + 200 generated: blocks 1 and 2 hold generated tokens.
+    short = tokenizer.encode(text)[:100]
+    params = SamplingParams(
+        temperature=0.0, max_tokens=200, ignore_eos=True, extra_args={"void_ratio": 0.5}
+    )
+    ((gen_out, _),) = generate(smollm2, [TokensPrompt(prompt_token_ids=short)], params)
+    follow = TokensPrompt(prompt_token_ids=short + list(gen_out.outputs[0].token_ids))
+    ((again, _),) = generate(smollm2, [follow], greedy(4))
+    assert (again.num_cached_tokens or 0) == 0

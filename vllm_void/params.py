@@ -72,7 +72,12 @@ class VoidParams:
     @property
     def kv_exact(self) -> bool:
         """True when the KV this request writes equals the full model's."""
-        return not (self.prefill.skips or self.decode.skips)
+        return self.prefill_kv_exact and not self.decode.skips
+
+    @property
+    def prefill_kv_exact(self) -> bool:
+        """True when the KV of the prompt's tokens equals the full model's."""
+        return not self.prefill.skips
 
     def cache_key(self) -> str:
         """Stable key of everything that changes the KV cache this request writes.

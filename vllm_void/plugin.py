@@ -9,6 +9,8 @@ plugin is enabled (``VLLM_PLUGINS`` unset, or naming ``void``):
   fields (a bad one is a ``VLLMValidationError`` naming the field, raised
   before the request reaches the engine) and salts the prefix cache of
   requests whose KV differs from the full model's;
+- engine core, block hashing: a request that skips in decode only keeps its
+  prompt blocks shared with the full model's and salts its generated blocks;
 - worker, ``GPUModelRunner._model_forward`` (the CPU runner inherits it):
   plans the step's per-row void decisions around the model call;
 - worker RPCs for ``collective_rpc``: ``void_take_reports(_matching)``,
@@ -20,6 +22,9 @@ from __future__ import annotations
 import functools
 from typing import Any
 
+# Separates a request's own cache salt from the void key that applies to
+# generated tokens' blocks only.
+DECODE_SALT_MARK = "|void-decode|"
 ARCHITECTURES = {
     "LlamaForCausalLM": "vllm_void.models.llama:VoidLlamaForCausalLM",
     "MistralForCausalLM": "vllm_void.models.mistral:VoidMistralForCausalLM",
@@ -35,6 +40,7 @@ def register() -> None:
     for arch, target in ARCHITECTURES.items():
         ModelRegistry.register_model(arch, target)
     _patch_input_processor()
+    _patch_block_hashes()
     _patch_model_runner()
     _add_worker_rpcs()
 
@@ -80,11 +86,53 @@ def _patch_input_processor() -> None:
         if not params.kv_exact:
             # Blocks written while skipping hold KV the full model would not
             # write: only requests with the same void settings may reuse them.
-            request.cache_salt = (request.cache_salt or "") + params.cache_key()
+            # When only decode skips, the prompt's blocks are the full model's
+            # and stay shared: the salt then applies from the first block
+            # holding a generated token (see _patch_block_hashes).
+            mark = DECODE_SALT_MARK if params.prefill_kv_exact else ""
+            request.cache_salt = (request.cache_salt or "") + mark + params.cache_key()
         return request
 
     setattr(process_inputs, _PATCHED, True)
     InputProcessor.process_inputs = process_inputs
+
+
+def _patch_block_hashes() -> None:
+    """Salt only the blocks that hold generated tokens of decode-skipping requests.
+
+    vLLM hashes a request's salt into its first block, so every block chained
+    after it differs. For a salt carrying :data:`DECODE_SALT_MARK`, the part
+    before the mark keeps that meaning and the void key goes into the extra
+    keys of each block that reaches past the prompt: prompt blocks hash as the
+    full model's (their KV is), generated blocks stay private to the setting.
+    """
+    from vllm.v1.core import block_pool, kv_cache_utils
+
+    original = kv_cache_utils.generate_block_hash_extra_keys
+    if getattr(original, _PATCHED, False):
+        return
+
+    @functools.wraps(original)
+    def generate_block_hash_extra_keys(
+        request: Any, start_token_idx: int, end_token_idx: int, start_mm_idx: int
+    ) -> tuple[tuple[Any, ...] | None, int]:
+        salt = request.cache_salt
+        if not salt or DECODE_SALT_MARK not in salt:
+            return original(request, start_token_idx, end_token_idx, start_mm_idx)
+        own_salt, _, void_key = salt.partition(DECODE_SALT_MARK)
+        request.cache_salt = own_salt or None
+        try:
+            keys, next_mm_idx = original(request, start_token_idx, end_token_idx, start_mm_idx)
+        finally:
+            request.cache_salt = salt
+        if end_token_idx > request.num_prompt_tokens:
+            keys = (*(keys or ()), ("void_decode", void_key))
+        return keys, next_mm_idx
+
+    setattr(generate_block_hash_extra_keys, _PATCHED, True)
+    # block_pool imported the function by name: rebind it there too.
+    kv_cache_utils.generate_block_hash_extra_keys = generate_block_hash_extra_keys
+    block_pool.generate_block_hash_extra_keys = generate_block_hash_extra_keys
 
 
 def _patch_model_runner() -> None:
