@@ -175,6 +175,48 @@ def cmd_grid(args: argparse.Namespace) -> int:
     return 0
 
 
+def merge_results(
+    accuracy_parts: list[dict[str, Any]], speed: dict[str, Any] | None, baseline: str, batch: int
+) -> dict[str, Any]:
+    """One grid from accuracy runs made separately (tasks and settings joined;
+    a task measured twice keeps its later run) and a speed run."""
+    models = {part["model"] for part in accuracy_parts}
+    if len(models) != 1:
+        raise ValueError(f"accuracy: parts are from different models {sorted(models)}")
+    settings: dict[str, dict[str, Any]] = {}
+    accuracy: dict[str, Any] = {"model": models.pop(), "tasks": {}, "subset": {}}
+    for part in accuracy_parts:
+        settings |= {s["name"]: s for s in part["settings"]}
+        for task, entry in part["tasks"].items():
+            accuracy["tasks"].setdefault(task, {}).update(entry)
+            accuracy["subset"][task] = part.get("subset")
+        for key in ("layer_usage", "heatmap"):
+            if key in part:
+                accuracy[key] = part[key]
+    return {
+        "model": accuracy["model"],
+        "settings": list(settings.values()),
+        "baseline": baseline,
+        "plot_batch": batch,
+        "accuracy": accuracy,
+        "speed": speed or {},
+    }
+
+
+def cmd_merge(args: argparse.Namespace) -> int:
+    from vllm_void.benchmarks.plots import plot_grid
+
+    parts = [json.loads(Path(p).read_text()) for p in args.accuracy]
+    speed = json.loads(Path(args.speed).read_text()) if args.speed else None
+    grid = merge_results(parts, speed, args.baseline, args.plot_batch)
+    out_dir = Path(args.output_dir)
+    _write(out_dir / "grid.json", grid)
+    for path in plot_grid(grid, out_dir):
+        print(f"plot written to {path}")
+    print(f"results written to {out_dir / 'grid.json'}")
+    return 0
+
+
 def cmd_plot(args: argparse.Namespace) -> int:
     from vllm_void.benchmarks.plots import plot_grid
 
@@ -263,6 +305,14 @@ def add_bench_parser(sub: Any) -> None:
     _add_speed_flags(p)
     p.add_argument("--output-dir", default="results/grid")
     p.set_defaults(func=cmd_grid)
+
+    p = kinds.add_parser("merge", help="join accuracy and speed runs made apart into a grid")
+    p.add_argument("--accuracy", nargs="+", required=True, help="accuracy JSON files")
+    p.add_argument("--speed", help="speed JSON file")
+    p.add_argument("--baseline", default="stock-compiled", help="speed-up reference")
+    p.add_argument("--plot-batch", type=int, default=1, help="batch size of the speed-up axis")
+    p.add_argument("--output-dir", default="results/grid")
+    p.set_defaults(func=cmd_merge)
 
     p = kinds.add_parser("plot", help="redraw the PNG plots of a grid.json")
     p.add_argument("grid")
