@@ -28,28 +28,20 @@ STYLE = {
 }
 
 
-def _x_values(grid: dict[str, Any], axis: str, batch: int, baseline: str) -> dict[str, float]:
-    if axis == "speedup":
-        key = f"decode_speedup_vs_{baseline}"
-        return {
-            r["setting"]: r[key]
-            for r in grid.get("speed", {}).get("ratios", [])
-            if r["batch"] == batch and key in r
-        }
-    out = {}
-    for task in grid["accuracy"].get("tasks", {}).values():
-        for name, entry in task.items():
-            used = (entry.get("layers_used") or {}).get("decode")
-            if used is not None:
-                out.setdefault(name, used)
-    return out
+def _speedups(grid: dict[str, Any], batch: int, baseline: str) -> dict[str, float]:
+    key = f"decode_speedup_vs_{baseline}"
+    return {
+        r["setting"]: r[key]
+        for r in grid.get("speed", {}).get("ratios", [])
+        if r["batch"] == batch and key in r
+    }
 
 
 def tradeoff(grid: dict[str, Any], path: Path, axis: str, batch: int, baseline: str) -> Path:
     """One panel per measured metric: metric against decode speed-up or layer usage."""
     tasks = grid["accuracy"].get("tasks", {})
     panels = [m for m in ACCURACY_METRICS if m[0] in tasks]
-    xs = _x_values(grid, axis, batch, baseline)
+    speedups = _speedups(grid, batch, baseline) if axis == "speedup" else {}
     settings = {s["name"]: s for s in grid["settings"]}
     cols = min(3, max(1, len(panels)))
     rows = -(-len(panels) // cols) or 1
@@ -57,10 +49,13 @@ def tradeoff(grid: dict[str, Any], path: Path, axis: str, batch: int, baseline: 
     for ax, (task, metric, label) in zip(axes.flat, panels, strict=False):
         families: dict[str, list[tuple[float, float, str]]] = {}
         for name, entry in tasks[task].items():
-            if name not in xs or name not in settings or metric not in entry:
+            # Layer usage is the task's own: adaptive runs its first decode
+            # tokens in full, so short replies use more layers than long ones.
+            x = speedups.get(name) if axis == "speedup" else entry["layers_used"]["decode"]
+            if x is None or name not in settings or metric not in entry:
                 continue
             family = settings[name]["family"]
-            point = (xs[name], entry[metric], name)
+            point = (x, entry[metric], name)
             if family == "off":
                 ax.scatter(*point[:2], marker="*", s=220, color="black", zorder=5, label="off")
             else:
