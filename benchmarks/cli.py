@@ -261,7 +261,7 @@ def _add_accuracy_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--humaneval-limit", type=int)
     p.add_argument("--humaneval-stride", type=int, default=1)
     p.add_argument("--fidelity-prompts", type=int, default=64)
-    p.add_argument("--code-max-tokens", type=int, default=512)
+    p.add_argument("--code-max-tokens", type=int, default=384)
     p.add_argument("--gen-max-tokens", type=int, default=16, help="reply length, *-gen tasks")
     p.add_argument("--no-usage", action="store_true", help="skip layer usage and the heatmap")
 
