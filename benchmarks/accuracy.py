@@ -58,24 +58,36 @@ def make_bench_llm(model: str, **overrides: Any) -> Any:
 
 
 class Usage:
-    """Layers actually run per phase, summed over a setting's requests."""
+    """Layers actually run per phase, summed over a setting's requests, and
+    (``activated``) the share LAC found non-void, where it ran: a ``mask``
+    setting runs every layer but keeps only the activated ones."""
 
     def __init__(self) -> None:
         self.layers = Counter()
+        self.activated = Counter()
         self.tokens = Counter()
+        self.lac_tokens = Counter()
 
     def add(self, report: dict[str, Any]) -> None:
+        activated = report.get("activated_share") or {}
         for phase, share in (report.get("layers_used") or {}).items():
             if share is not None:
                 count = report["tokens"][phase]
                 self.tokens[phase] += count
                 self.layers[phase] += share * count
+                if activated.get(phase) is not None:
+                    self.lac_tokens[phase] += count
+                    self.activated[phase] += activated[phase] * count
 
-    def to_dict(self) -> dict[str, float | None]:
-        return {
-            phase: self.layers[phase] / self.tokens[phase] if self.tokens[phase] else None
-            for phase in ("prefill", "decode")
-        }
+    def to_dict(self) -> dict[str, Any]:
+        def share(counter: Counter, tokens: Counter) -> dict[str, float | None]:
+            return {
+                phase: counter[phase] / tokens[phase] if tokens[phase] else None
+                for phase in ("prefill", "decode")
+            }
+
+        used = share(self.layers, self.tokens)
+        return used | {"activated": share(self.activated, self.lac_tokens)}
 
 
 def run_batch(

@@ -37,6 +37,15 @@ def _speedups(grid: dict[str, Any], batch: int, baseline: str) -> dict[str, floa
     }
 
 
+def _layer_share(entry: dict[str, Any], family: str) -> float | None:
+    """Decode layers a setting used; a mask setting runs every layer, so it
+    is placed at the share LAC kept (recorded since the mask runs LAC)."""
+    used = entry["layers_used"]
+    if family == "mask":
+        return (used.get("activated") or {}).get("decode") or used["decode"]
+    return used["decode"]
+
+
 def tradeoff(grid: dict[str, Any], path: Path, axis: str, batch: int, baseline: str) -> Path:
     """One panel per measured metric: metric against decode speed-up or layer usage."""
     tasks = grid["accuracy"].get("tasks", {})
@@ -51,10 +60,12 @@ def tradeoff(grid: dict[str, Any], path: Path, axis: str, batch: int, baseline: 
         for name, entry in tasks[task].items():
             # Layer usage is the task's own: adaptive runs its first decode
             # tokens in full, so short replies use more layers than long ones.
-            x = speedups.get(name) if axis == "speedup" else entry["layers_used"]["decode"]
-            if x is None or name not in settings or metric not in entry:
+            if name not in settings or metric not in entry:
                 continue
             family = settings[name]["family"]
+            x = speedups.get(name) if axis == "speedup" else _layer_share(entry, family)
+            if x is None:
+                continue
             point = (x, entry[metric], name)
             if family == "off":
                 ax.scatter(*point[:2], marker="*", s=220, color="black", zorder=5, label="off")
@@ -71,7 +82,7 @@ def tradeoff(grid: dict[str, Any], path: Path, axis: str, batch: int, baseline: 
             ax.axvline(1.0, color="gray", lw=0.8, ls="--")
             ax.set_xlabel(f"decode speed-up vs {baseline} (batch {batch})")
         else:
-            ax.set_xlabel("decode layers used (share)")
+            ax.set_xlabel("decode layers used (share; mask: share activated)")
         ax.set_ylabel(label)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)

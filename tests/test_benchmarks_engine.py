@@ -110,7 +110,9 @@ def test_tiny_grid_end_to_end(tmp_path, smollm2_hf, smollm2_path):
 
     # Layer usage: the answer step and the forced token run in decode.
     assert tasks["mmlu-loglik"]["profile:0.25"]["layers_used"]["decode"] == pytest.approx(22 / 30)
-    assert tasks["mmlu-loglik"]["mask:0.5"]["layers_used"]["decode"] == 1.0
+    mask_usage = tasks["mmlu-loglik"]["mask:0.5"]["layers_used"]
+    assert mask_usage["decode"] == 1.0  # mask runs every layer...
+    assert 0 < mask_usage["activated"]["decode"] < 1  # ...and keeps LAC's share
 
     # Fidelity: the full model forced along its own greedy reply agrees with
     # itself, which checks the forcing; the static skip does not.
