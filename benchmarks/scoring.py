@@ -9,35 +9,44 @@ import math
 import re
 from collections.abc import Mapping, Sequence
 
-# "The answer is B", "Answer: (b)", "correct option is **C**": an explicit
-# statement wins over any other letter in the reply, in either case.
-# A lower-case letter counts only before punctuation or the end ("is d."),
-# so that "the answer is a tricky one" picks nothing.
-_STATED = re.compile(
-    r"(?i:answer|option|choice)\s*(?:is|would be|:)?\s*(?:option\s*)?[*(\[\s]*"
-    r"([A-D]\b|[a-d](?=[.):*\]]|\s*$))"
+# A letter: upper case anywhere, lower case only before punctuation or the
+# end ("is d."), so that "the answer is a tricky one" picks nothing.
+_LETTER = r"[*(\[\s]*([A-D]\b|[a-d](?=[.,):*\]]|\s*$))"
+# In order of trust: "The answer is: B" / "Answer: (b)"; then "the correct
+# option is **C**" (after the answer, so "Option A is wrong; the answer is
+# C" is C); "**B**", "(b)", "[B]"; a letter opening a line ("B. Paris",
+# "D, because", "B is correct"); at last the only standalone B-D in the
+# reply ("I think it's B."; a lone "A" is too often the article).
+_PATTERNS = (
+    re.compile(r"(?i:answer)\s*(?:is|would be|should be)?\s*:?\s*(?:(?i:option)\s*)?" + _LETTER),
+    re.compile(r"(?i:option|choice)\s*(?:is|would be)?\s*:?\s*" + _LETTER),
+    re.compile(r"\*\*\s*([A-Da-d])\s*[.):]?\s*\*\*|[(\[]([A-Da-d])[)\]]"),
+    re.compile(
+        r"^\s*([A-Da-d])\s*(?:[.,):]|$)|^\s*([A-D])\s+(?=[A-Z0-9(\"']|(?:is|would)\b)", re.M
+    ),
 )
-# "**B**", "(B)", "[B]", "B." / "B)" / "B:" at a line start, or a bare "B".
-_MARKED = re.compile(r"\*\*\s*([A-D])\s*[.):]?\s*\*\*|[(\[]([A-D])[)\]]")
-_LEADING = re.compile(r"^\s*([A-Da-d])\s*(?:[.):]|$)|^\s*([A-D])\s+(?=[A-Z0-9(\"'])", re.M)
+_STANDALONE = re.compile(r"(?<![\w'*(\[])([B-D])(?![\w'])")
 _YES_NO = re.compile(r"\b(yes|no)\b", re.I)
 
 
 def parse_answer(reply: str, labels: Sequence[str], choices: Sequence[str] = ()) -> str | None:
     """The label a free-form reply picks, or None when it names none.
 
-    Letters (multiple choice): an explicit statement ("the answer is B"),
-    then a marked letter ("**B**", "(B)"), then a letter opening a line
-    ("B. Paris", "b)"), then the text of exactly one option. A letter inside
-    a word, or the article "A" opening a sentence, picks nothing.
+    Letters (multiple choice): the first of ``_PATTERNS`` that matches,
+    then the only standalone letter B-D, then the text of exactly one
+    option. A letter inside a word, or the article "A" opening a sentence,
+    picks nothing.
     Words (BoolQ's yes/no): the first of them in the reply.
     """
     if all(len(label) == 1 for label in labels):
-        for pattern in (_STATED, _MARKED, _LEADING):
+        for pattern in _PATTERNS:
             for match in pattern.finditer(reply):
                 letter = next(g for g in match.groups() if g).upper()
                 if letter in labels:
                     return letter
+        standalone = set(_STANDALONE.findall(reply)) & set(labels)
+        if len(standalone) == 1:
+            return standalone.pop()
         text = reply.strip().rstrip(".").lower()
         named = [label for label, c in zip(labels, choices, strict=False) if c.lower() == text]
         return named[0] if len(named) == 1 else None

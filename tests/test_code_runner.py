@@ -37,6 +37,25 @@ def test_runs_in_a_throwaway_directory(tmp_path):
     assert not list(Path.cwd().glob("left_behind.txt"))
 
 
+def test_destructive_calls_are_refused(tmp_path):
+    victim = tmp_path / "keep.txt"
+    victim.write_text("data")
+    for call in (
+        f"import os\nos.remove({str(victim)!r})\n",
+        f"import shutil\nshutil.rmtree({str(tmp_path)!r})\n",
+        "import subprocess\nsubprocess.run(['true'])\n",
+        "import os\nos.setsid()\n",
+    ):
+        result = run_program(call)
+        assert result.status == "failed" and "PermissionError" in result.detail, call
+    assert victim.read_text() == "data"
+
+
+def test_huge_stderr_is_bounded():
+    result = run_program("import sys\nsys.stderr.write('x' * (64 << 20))\n", timeout=20)
+    assert result.status == "failed"  # the 16 MiB file limit stops it
+
+
 def test_extract_code_from_replies():
     problem = datasets.load_humaneval(FIXTURES / "humaneval.jsonl")[0]
     whole = "Here you go:\n```python\ndef add(a: int, b: int) -> int:\n    return a + b\n```\nDone."
