@@ -130,15 +130,33 @@ def run_batch(
                 owners.append(setting.name)
         outputs = llm.generate(inputs, params, use_tqdm=False)
         reports = take_reports(llm, [o.request_id for o in outputs])
+        missing = [o.request_id for o in outputs if o.request_id not in reports]
+        if missing:
+            raise RuntimeError(f"[{label}] no void report for {len(missing)} requests")
         for owner, output in zip(owners, outputs, strict=True):
             result[owner][0].append(output)
-            result[owner][1].add(reports.get(output.request_id, {}))
+            result[owner][1].add(reports[output.request_id])
         bar.update(len(outputs))
     bar.close()
     return {name: (outs, usage.to_dict()) for name, (outs, usage) in result.items()}
 
 
 # -- prompts -------------------------------------------------------------
+def chat_token_ids(
+    llm: Any, asks: Sequence[str], openings: Sequence[str] | None = None
+) -> list[list[int]]:
+    """User turns in the chat template (plus the start of the assistant's
+    reply, if given), tokenized once: the template already holds any BOS,
+    which a text prompt would get a second time."""
+    from vllm_void.engine import chat_prompts
+
+    tokenizer = llm.get_tokenizer()
+    texts = chat_prompts(llm, asks)
+    if openings is not None:
+        texts = [t + o for t, o in zip(texts, openings, strict=True)]
+    return [tokenizer.encode(t, add_special_tokens=False) for t in texts]
+
+
 def generation_prompt(q: Question) -> str:
     """The user turn of the paper's generation protocol."""
     if q.passage:
@@ -203,9 +221,7 @@ def closed_generation(
 ) -> dict[str, Any]:
     from vllm import SamplingParams
 
-    from vllm_void.engine import chat_prompts
-
-    prompts = chat_prompts(llm, [generation_prompt(q) for q in questions])
+    prompts = chat_token_ids(llm, [generation_prompt(q) for q in questions])
     runs = run_batch(
         llm,
         settings,
@@ -269,15 +285,13 @@ def humaneval(
     code after the function."""
     from vllm import SamplingParams
 
-    from vllm_void.engine import chat_prompts
-
     asks = [
         "Complete the following Python function. Reply with the whole function "
         f"in one python code block.\n\n```python\n{p.prompt}```"
         for p in problems
     ]
     openings = [CODE_PREFIX + p.prompt for p in problems]
-    prompts = [c + o for c, o in zip(chat_prompts(llm, asks), openings, strict=True)]
+    prompts = chat_token_ids(llm, asks, openings)
     runs = run_batch(
         llm,
         settings,
@@ -332,23 +346,23 @@ def fidelity(
     num_tokens: int = 32,
     text_tokens: int = 96,
 ) -> dict[str, Any]:
-    """Token agreement, KL and perplexity against the full model (see module doc)."""
+    """Against the full model on the same contexts (see module doc), three
+    groups of requests per setting: the full model's greedy reply forced
+    (top-1 agreement and KL at each decode position), real text forced
+    (perplexity), and the setting's own greedy reply (``greedy_prefix``:
+    the share of the full model's first ``num_tokens`` tokens it reproduces
+    before the first difference)."""
     from vllm import SamplingParams
 
     from vllm_void.benchmarks.settings import parse_setting
-    from vllm_void.engine import chat_prompts
 
     tokenizer = llm.get_tokenizer()
-    off = parse_setting("off")
-    chat = chat_prompts(llm, [generation_prompt(q) for q in questions])
-    chat_ids = [tokenizer.encode(p, add_special_tokens=False) for p in chat]
+    chat_ids = chat_token_ids(llm, [generation_prompt(q) for q in questions])
     ((reference, _),) = run_batch(
         llm,
-        [off],
+        [parse_setting("off")],
         chat_ids,
-        lambda s, i: SamplingParams(
-            temperature=0.0, max_tokens=num_tokens, ignore_eos=True, logprobs=LOGPROBS
-        ),
+        lambda s, i: SamplingParams(temperature=0.0, max_tokens=num_tokens, logprobs=LOGPROBS),
         "fidelity reference",
     ).values()
     ref_tokens = [list(o.outputs[0].token_ids) for o in reference]
@@ -358,27 +372,33 @@ def fidelity(
     ]
     texts = [f"{q.question} {q.choices[q.answer]}" for q in questions]
     text_ids = [tokenizer.encode(t, add_special_tokens=False)[: text_tokens + 2] for t in texts]
-    # Requests 0..n-1 follow the reference replies; n.. score real text.
-    prompts = chat_ids + [ids[:2] for ids in text_ids]
+    # Two tokens of context, the rest forced; texts too short to score are left out.
+    text_ids = [ids for ids in text_ids if len(ids) > 3]
+    n, m = len(chat_ids), len(text_ids)
+    prompts = chat_ids + [ids[:2] for ids in text_ids] + chat_ids
     forced = ref_tokens + [ids[2:] for ids in text_ids]
-    runs = run_batch(
-        llm,
-        settings,
-        prompts,
-        lambda s, i: SamplingParams(
+
+    def params(setting: Setting, i: int) -> Any:
+        if i >= n + m:  # free-running greedy
+            return SamplingParams(temperature=0.0, max_tokens=num_tokens)
+        return SamplingParams(
             temperature=0.0,
             max_tokens=len(forced[i]),
-            ignore_eos=True,
             logprobs=LOGPROBS,
             extra_args=forced_fields(forced[i]),
-        ),
-        "fidelity",
-    )
-    n = len(chat_ids)
+        )
+
+    runs = run_batch(llm, settings, prompts, params, "fidelity")
     out = {}
     for name, (outputs, usage) in runs.items():
-        agree, kls, text_lps = [], [], []
+        agree, kls, text_lps, prefixes = [], [], [], []
         for i, output in enumerate(outputs):
+            if i >= n + m:
+                ref, own = ref_tokens[i - n - m], list(output.outputs[0].token_ids)
+                # A reply that ends early differs where it ended.
+                same = next((k for k, t in enumerate(ref) if k >= len(own) or own[k] != t), None)
+                prefixes.append((len(ref) if same is None else same) / len(ref))
+                continue
             steps = [{t: lp.logprob for t, lp in s.items()} for s in output.outputs[0].logprobs]
             # Step 0 comes from the prompt's (prefill) pass: score decode steps only.
             for pos in range(1, len(steps)):
@@ -390,6 +410,7 @@ def fidelity(
                     text_lps.append(steps[pos][forced[i][pos]])
         out[name] = {
             "token_agreement": sum(agree) / len(agree),
+            "greedy_prefix": statistics.fmean(prefixes),
             "kl": statistics.fmean(kls),
             "perplexity": scoring.perplexity(text_lps),
             "num_positions": len(agree),
@@ -404,9 +425,11 @@ def layer_usage_by_alpha(
 ) -> dict[str, Any]:
     """Share of layers LAC activates per phase, against alpha (trace mode)."""
     from vllm import SamplingParams
+    from vllm.inputs import TokensPrompt
 
-    from vllm_void.engine import chat_prompts, generate
+    from vllm_void.engine import generate
 
+    token_prompts = [TokensPrompt(prompt_token_ids=ids) for ids in chat_token_ids(llm, prompts)]
     out = {"alpha": list(alphas), "prefill": [], "decode": []}
     for alpha in alphas:
         params = SamplingParams(
@@ -414,7 +437,7 @@ def layer_usage_by_alpha(
             max_tokens=max_tokens,
             extra_args={"void_mode": "trace", "void_alpha": alpha},
         )
-        reports = [r for _, r in generate(llm, chat_prompts(llm, prompts), params)]
+        reports = [r for _, r in generate(llm, token_prompts, params)]
         for phase in ("prefill", "decode"):
             shares = [r["activated_share"][phase] for r in reports]
             tokens = [r["tokens"][phase] for r in reports]
@@ -425,15 +448,17 @@ def layer_usage_by_alpha(
 def void_heatmap(llm: Any, prompt: str, alpha: float = 0.8, max_tokens: int = 48) -> dict:
     """Per-token activation bits [tokens x layers] of one chat request, per phase."""
     from vllm import SamplingParams
+    from vllm.inputs import TokensPrompt
 
-    from vllm_void.engine import chat_prompts, generate
+    from vllm_void.engine import generate
 
     params = SamplingParams(
         temperature=0.0,
         max_tokens=max_tokens,
         extra_args={"void_mode": "trace", "void_trace": True, "void_alpha": alpha},
     )
-    ((output, report),) = generate(llm, chat_prompts(llm, [prompt]), params)
+    (ids,) = chat_token_ids(llm, [prompt])
+    ((output, report),) = generate(llm, [TokensPrompt(prompt_token_ids=ids)], params)
     tokenizer = llm.get_tokenizer()
     return {
         "prompt": prompt,

@@ -23,6 +23,9 @@ TASKS = (
     "fidelity",
 )
 DEFAULT_TASKS = ("mmlu-loglik", "mmlu-gen", "humaneval", "fidelity")
+SUMMARY_METRICS = (
+    "accuracy", "unparseable", "pass_at_1", "token_agreement", "greedy_prefix", "kl", "perplexity"
+)  # fmt: skip
 USAGE_ALPHAS = (0.0, 0.2, 0.4, 0.5, 0.6, 0.8, 1.0)
 HEATMAP_PROMPT = "Write a Python function that returns the n-th Fibonacci number."
 
@@ -69,7 +72,27 @@ def run_accuracy(args: argparse.Namespace) -> dict[str, Any]:
     result: dict[str, Any] = {
         "model": args.model,
         "settings": [s.to_dict() for s in settings],
-        "subset": {"limit": args.limit, "stride": args.stride},
+        # Per task, the questions it saw: merged runs must agree on them.
+        "subset": {
+            task: {"limit": args.humaneval_limit, "stride": args.humaneval_stride}
+            if task == "humaneval"
+            else {"limit": args.limit, "stride": args.stride}
+            for task in args.tasks
+        },
+        "options": {
+            k: getattr(args, k)
+            for k in (
+                "humaneval_limit",
+                "humaneval_stride",
+                "fidelity_prompts",
+                "code_max_tokens",
+                "gen_max_tokens",
+                "mmlu",
+                "boolq",
+                "gpqa",
+                "humaneval",
+            )
+        },  # fmt: skip
         "tasks": {},
     }
     output = Path(args.output)
@@ -100,11 +123,7 @@ def run_accuracy(args: argparse.Namespace) -> dict[str, Any]:
 def _print_task(task: str, entry: dict[str, Any]) -> None:
     for name, row in entry.items():
         used = (row.get("layers_used") or {}).get("decode")
-        values = {
-            k: v
-            for k, v in row.items()
-            if k in ("accuracy", "unparseable", "pass_at_1", "token_agreement", "kl", "perplexity")
-        }
+        values = {k: v for k, v in row.items() if k in SUMMARY_METRICS}
         shown = " ".join(f"{k}={v:.4f}" for k, v in values.items())
         print(f"{task:13s} {name:16s} {shown} decode_layers_used={used}", flush=True)
 
@@ -188,8 +207,14 @@ def merge_results(
     for part in accuracy_parts:
         settings |= {s["name"]: s for s in part["settings"]}
         for task, entry in part["tasks"].items():
+            subset = part["subset"][task]
+            if task in accuracy["subset"] and accuracy["subset"][task] != subset:
+                raise ValueError(
+                    f"accuracy: task {task} was measured on different subsets "
+                    f"({accuracy['subset'][task]} and {subset}); merge like with like"
+                )
             accuracy["tasks"].setdefault(task, {}).update(entry)
-            accuracy["subset"][task] = part.get("subset")
+            accuracy["subset"][task] = subset
         for key in ("layer_usage", "heatmap"):
             if key in part:
                 accuracy[key] = part[key]

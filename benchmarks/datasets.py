@@ -242,6 +242,9 @@ def load_gpqa(path: str | Path, seed: int = 0) -> list[Question]:
         raise DatasetError(path, f"header lacks GPQA column(s) {missing}")
     questions = []
     for i, row in enumerate(reader):
+        empty = [c for c in GPQA_COLUMNS if not (row.get(c) or "").strip()]
+        if empty:
+            raise DatasetError(path, f"row {i + 2}: empty GPQA cell(s) {empty}")
         options = [row[c].strip() for c in GPQA_COLUMNS[1:]]
         digest = hashlib.sha256(f"{seed}:{row['Question']}".encode()).digest()
         order = list(range(4))

@@ -16,6 +16,7 @@ ACCURACY_METRICS = (
     ("mmlu-loglik", "accuracy", "MMLU accuracy (log-likelihood)"),
     ("mmlu-gen", "accuracy", "MMLU accuracy (generation)"),
     ("fidelity", "token_agreement", "top-1 agreement with full model"),
+    ("fidelity", "greedy_prefix", "greedy reply = full model's (share of 32 tokens)"),
     ("fidelity", "kl", "KL(full || setting), nats/token"),
     ("fidelity", "perplexity", "perplexity of MMLU text"),
 )
@@ -42,7 +43,8 @@ def _layer_share(entry: dict[str, Any], family: str) -> float | None:
     is placed at the share LAC kept (recorded since the mask runs LAC)."""
     used = entry["layers_used"]
     if family == "mask":
-        return (used.get("activated") or {}).get("decode") or used["decode"]
+        activated = (used.get("activated") or {}).get("decode")
+        return used["decode"] if activated is None else activated
     return used["decode"]
 
 

@@ -136,3 +136,11 @@ def test_subset_is_a_fixed_spread_sample():
     assert datasets.subset(items, stride=30) == [0, 30, 60, 90]
     with pytest.raises(ValueError, match="stride"):
         datasets.subset(items, stride=0)
+
+
+def test_gpqa_row_with_an_empty_option(tmp_path):
+    bad = tmp_path / "gpqa_diamond.csv"
+    lines = (FIXTURES / "gpqa_diamond.csv").read_text().splitlines()
+    bad.write_text("\n".join([lines[0], lines[1], "rec9,What?,Yes,No,,Maybe,Physics,Physics"]))
+    with pytest.raises(DatasetError, match=r"row 3: empty GPQA cell\(s\) \['Incorrect Answer 2'\]"):
+        datasets.load_gpqa(bad)

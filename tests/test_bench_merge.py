@@ -15,7 +15,8 @@ def _part(task, names, metric, values, used):
         n: {metric: v, "layers_used": {"prefill": 1.0, "decode": u}}
         for n, v, u in zip(names, values, used, strict=True)
     }
-    return {"model": "m", "settings": settings, "tasks": {task: entries}, "subset": {}}
+    subset = {task: {"limit": None, "stride": 1}}
+    return {"model": "m", "settings": settings, "tasks": {task: entries}, "subset": subset}
 
 
 def test_merge_joins_tasks_and_settings_and_plots(tmp_path):
@@ -40,4 +41,12 @@ def test_merge_refuses_parts_of_different_models():
     a = _part("humaneval", ["off"], "pass_at_1", [0.5], [1.0])
     b = dict(a, model="other")
     with pytest.raises(ValueError, match="different models"):
+        merge_results([a, b], None, "stock-eager", 1)
+
+
+def test_merge_refuses_a_task_measured_on_different_subsets():
+    a = _part("humaneval", ["off"], "pass_at_1", [0.5], [1.0])
+    b = _part("humaneval", ["profile:0.25"], "pass_at_1", [0.4], [0.75])
+    b["subset"]["humaneval"] = {"limit": None, "stride": 4}
+    with pytest.raises(ValueError, match="different subsets"):
         merge_results([a, b], None, "stock-eager", 1)

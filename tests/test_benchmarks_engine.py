@@ -118,6 +118,7 @@ def test_tiny_grid_end_to_end(tmp_path, smollm2_hf, smollm2_path):
     # itself, which checks the forcing; the static skip does not.
     off, skip = tasks["fidelity"]["off"], tasks["fidelity"]["profile:0.25"]
     assert off["token_agreement"] == 1.0 and off["kl"] < 1e-6
+    assert off["greedy_prefix"] == 1.0 and skip["greedy_prefix"] < 1.0
     assert skip["kl"] > 0.01 and skip["perplexity"] != off["perplexity"]
 
     for name in settings:
