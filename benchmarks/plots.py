@@ -70,7 +70,10 @@ def tradeoff(grid: dict[str, Any], path: Path, axis: str, batch: int, baseline: 
                 continue
             point = (x, entry[metric], name)
             if family == "off":
-                ax.scatter(*point[:2], marker="*", s=220, color="black", zorder=5, label="off")
+                ax.scatter(
+                    *point[:2], marker="*", s=220, color="black", zorder=5,
+                    label="off (full model)",
+                )  # fmt: skip
             else:
                 families.setdefault(family, []).append(point)
         for family, points in sorted(families.items()):
