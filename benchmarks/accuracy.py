@@ -458,15 +458,25 @@ def void_heatmap(llm: Any, prompt: str, alpha: float = 0.8, max_tokens: int = 48
         extra_args={"void_mode": "trace", "void_trace": True, "void_alpha": alpha},
     )
     (ids,) = chat_token_ids(llm, [prompt])
+    # Prompt tokens found in the prefix cache do not run, so have no bits.
+    llm.reset_prefix_cache()
     ((output, report),) = generate(llm, [TokensPrompt(prompt_token_ids=ids)], params)
     tokenizer = llm.get_tokenizer()
+    bits = report["trace"]
+    # Each row is the token the step fed in: the whole prompt, then every
+    # generated token but the last (sampled, never fed back).
+    fed = {"prefill": list(output.prompt_token_ids), "decode": list(output.outputs[0].token_ids)}
+    if len(bits["prefill"]) != len(fed["prefill"]):
+        raise RuntimeError(
+            f"heatmap: {len(bits['prefill'])} prompt rows traced for {len(fed['prefill'])} tokens"
+        )
     return {
         "prompt": prompt,
         "alpha": alpha,
         "reply": output.outputs[0].text,
         "tokens": {
-            "prefill": [tokenizer.decode([t]) for t in output.prompt_token_ids],
-            "decode": [tokenizer.decode([t]) for t in output.outputs[0].token_ids],
+            phase: [tokenizer.decode([t]) for t in fed[phase][: len(bits[phase])]]
+            for phase in ("prefill", "decode")
         },
-        "bits": report["trace"],
+        "bits": bits,
     }
