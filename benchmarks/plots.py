@@ -69,6 +69,13 @@ def tradeoff(grid: dict[str, Any], path: Path, axis: str, batch: int, baseline: 
             if x is None:
                 continue
             point = (x, entry[metric], name)
+            if family == "off" and axis == "speedup":
+                # Stock vLLM's outputs are off's (tests/test_void_engine.py
+                # checks them equal), at speed-up 1 by definition.
+                ax.scatter(
+                    1.0, entry[metric], marker="P", s=160, color="gray", zorder=5,
+                    label="stock vLLM (same output as off)",
+                )  # fmt: skip
             if family == "off":
                 ax.scatter(
                     *point[:2], marker="*", s=220, color="black", zorder=5,
@@ -94,7 +101,8 @@ def tradeoff(grid: dict[str, Any], path: Path, axis: str, batch: int, baseline: 
     for ax in list(axes.flat)[len(panels) :]:
         ax.axis("off")
     fig.suptitle(f"{grid['model']}: accuracy and fidelity against "
-                 + ("decode speed-up" if axis == "speedup" else "layer usage"))  # fmt: skip
+                 + ("decode speed-up" if axis == "speedup" else "layer usage"),
+                 fontsize=10 if cols == 1 else 12)  # fmt: skip
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
